@@ -1,0 +1,73 @@
+"""Per-request state shared by the route and the app's outermost layer.
+
+The app creates one ``RequestContext`` per HTTP request and puts it in the scope, so the
+route can hand over the request's tasks and generator-dependency teardowns, and the
+outermost layer runs them once the response has gone to the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ._types import Message, Send
+from .background import BackgroundTask, BackgroundTasks
+
+CONTEXT_KEY = "asgi_bg.context"
+# Set by the test client: handler and task errors are appended here to be re-raised.
+ERRORS_KEY = "asgi_bg.errors"
+
+Teardown = Callable[[BaseException | None], Awaitable[None]]
+
+
+class RequestContext:
+    """The request's task collection, teardowns and error record."""
+
+    __slots__ = (
+        "_send",
+        "cache",
+        "error",
+        "response_background",
+        "started",
+        "tasks",
+        "teardowns",
+    )
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.tasks: BackgroundTasks | None = None
+        self.response_background: list[BackgroundTask] = []
+        self.teardowns: list[Teardown] = []
+        self.error: BaseException | None = None  # what the handler raised, for teardowns
+        self.cache: dict[Any, Any] | None = None
+        self.started = False
+
+    async def send(self, message: Message) -> None:
+        """The server's ``send``, noting that the response has started."""
+        self.started = True
+        await self._send(message)
+
+    def has_work(self) -> bool:
+        """True when anything must run after the response."""
+        return bool(self.tasks or self.response_background or self.teardowns)
+
+    def background_tasks(self) -> BackgroundTasks:
+        """The request's one ``BackgroundTasks`` object, created on first use."""
+        tasks = self.tasks
+        if tasks is None:
+            tasks = self.tasks = BackgroundTasks()
+        return tasks
+
+    def add_response_background(self, background: BackgroundTask | BackgroundTasks) -> None:
+        """Queue a response's own ``background=`` after the injected tasks."""
+        if background is self.tasks:
+            return  # the handler passed the injected collection itself: run it once
+        if isinstance(background, BackgroundTasks):
+            self.response_background.extend(background.tasks)
+        else:
+            self.response_background.append(background)
+
+    def all_tasks(self) -> list[BackgroundTask]:
+        """Injected tasks first, then the responses' own, in the order added."""
+        injected = self.tasks.tasks if self.tasks is not None else []
+        return injected + self.response_background

@@ -1,0 +1,281 @@
+"""The application: routes, middleware, exception handlers, lifespan, and the post-send hook."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeVar
+
+import anyio
+
+from ._concurrency import is_async_callable, run_in_thread
+from ._context import CONTEXT_KEY, ERRORS_KEY, RequestContext
+from ._types import ASGIApp, Receive, Scope, Send
+from .background import TaskErrorHook, TaskRunner
+from .exceptions import HTTPException, RequestValidationError
+from .requests import Request, State
+from .responses import JSONResponse, PlainTextResponse, Response
+from .routing import Router
+
+F = TypeVar("F", bound=Callable[..., Any])
+ExceptionHandler = Callable[[Request, Any], Response | Awaitable[Response]]
+Lifespan = Callable[["App"], AbstractAsyncContextManager[Any]]
+
+logger = logging.getLogger("asgi_bg.error")
+
+# Generator-dependency teardowns still run when the request is cancelled, but bounded.
+_TEARDOWN_GRACE = 5.0
+
+
+class App:
+    """An ASGI 3 application whose background tasks run after the response, done right.
+
+    Args:
+        lifespan: ``lifespan(app)`` returning an async context manager, entered at
+            startup and left at shutdown (after background tasks drained).
+        middleware: pure-ASGI middleware as ``(cls, kwargs)`` pairs, outermost first.
+        exception_handlers: ``{ExceptionType or status_code: handler(request, exc)}``.
+        task_threads: worker threads for ``def`` background tasks (their own limiter).
+        shutdown_timeout: seconds lifespan shutdown waits for running tasks before it
+            cancels them, naming each.
+        on_task_error: ``hook(task, exc)`` called after a background task raised.
+        debug: answer unhandled errors with their traceback instead of a plain 500.
+    """
+
+    def __init__(
+        self,
+        *,
+        lifespan: Lifespan | None = None,
+        middleware: Sequence[Any] = (),
+        exception_handlers: Mapping[type[BaseException] | int, ExceptionHandler] | None = None,
+        task_threads: int = 40,
+        shutdown_timeout: float = 30.0,
+        on_task_error: TaskErrorHook | None = None,
+        debug: bool = False,
+    ) -> None:
+        self.router = Router()
+        self.state = State()
+        self.tasks = TaskRunner(task_threads, on_task_error)
+        self.shutdown_timeout = shutdown_timeout
+        self.debug = debug
+        self.lifespan_context = lifespan or _no_lifespan
+        self._middleware = [_middleware_entry(m) for m in middleware]
+        self._handlers: dict[type[BaseException] | int, ExceptionHandler] = {
+            HTTPException: _http_exception_handler,
+            RequestValidationError: _validation_handler,
+            **(exception_handlers or {}),
+        }
+        self._stack: ASGIApp | None = None
+        self.get = self.router.get
+        self.post = self.router.post
+        self.put = self.router.put
+        self.patch = self.router.patch
+        self.delete = self.router.delete
+        self.options = self.router.options
+        self.head = self.router.head
+        self.route = self.router.route
+        self.add_route = self.router.add_route
+        self.include_router = self.router.include_router
+        self.mount = self.router.mount
+        self.url_path_for = self.router.url_path_for
+
+    # --- configuration ------------------------------------------------------------------
+
+    def add_middleware(self, cls: Callable[..., ASGIApp], **kwargs: Any) -> None:
+        """Wrap the app in pure-ASGI middleware ``cls(app, **kwargs)`` (outermost last added)."""
+        if self._stack is not None:
+            raise RuntimeError("Cannot add middleware after the application has started")
+        self._middleware.insert(0, (cls, (), kwargs))
+
+    def add_exception_handler(
+        self, exc_or_status: type[BaseException] | int, handler: ExceptionHandler
+    ) -> None:
+        """Answer ``exc_or_status`` with ``handler(request, exc)``."""
+        self._handlers[exc_or_status] = handler
+
+    def exception_handler(self, exc_or_status: type[BaseException] | int) -> Callable[[F], F]:
+        """Decorator form of ``add_exception_handler``."""
+
+        def register(handler: F) -> F:
+            self.add_exception_handler(exc_or_status, handler)
+            return handler
+
+        return register
+
+    def _build_stack(self) -> ASGIApp:
+        app: ASGIApp = self._dispatch
+        for cls, args, kwargs in reversed(self._middleware):
+            app = cls(app, *args, **kwargs)
+        self._stack = app
+        return app
+
+    # --- ASGI ---------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(scope, receive, send)
+        elif kind == "websocket":
+            # No WebSocket routes yet: refuse cleanly rather than leave the client hanging.
+            await receive()
+            await send({"type": "websocket.close", "code": 1000})
+        else:
+            raise RuntimeError(f"asgi_bg does not serve {kind!r} scopes")
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        context = RequestContext(send)
+        scope[CONTEXT_KEY] = context
+        scope["app"] = self
+        try:
+            await (self._stack or self._build_stack())(scope, receive, context.send)
+        except Exception as exc:
+            await self._unhandled(scope, receive, context, exc)
+        except BaseException:
+            await self._abandon(scope, context)
+            raise
+        if context.has_work():
+            await self._after_response(scope, context)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The router, with exception handlers (inside the user middleware)."""
+        try:
+            await self.router(scope, receive, send)
+        except Exception as exc:
+            handler = self._handler_for(exc)
+            if handler is None:
+                raise
+            if scope[CONTEXT_KEY].started:
+                raise RuntimeError("Handled an exception after the response started") from exc
+            response = await _call_handler(handler, Request(scope, receive), exc)
+            await response(scope, receive, send)
+
+    def _handler_for(self, exc: BaseException) -> ExceptionHandler | None:
+        handlers = self._handlers
+        if isinstance(exc, HTTPException) and exc.status_code in handlers:
+            return handlers[exc.status_code]
+        for cls in type(exc).__mro__:
+            if cls in handlers:
+                return handlers[cls]
+        return None
+
+    async def _unhandled(
+        self, scope: Scope, receive: Receive, context: RequestContext, exc: Exception
+    ) -> None:
+        """Log, record for the test client, and answer 500 if nothing was sent yet."""
+        label = _label(scope)
+        logger.error("Exception while serving %s", label, exc_info=exc)
+        errors = scope.get(ERRORS_KEY)
+        if errors is not None:
+            errors.append(exc)
+        if context.started:
+            return  # the server closes a response that never completed
+        handler = self._handlers.get(500) or self._handlers.get(Exception)
+        if handler is not None:
+            response = await _call_handler(handler, Request(scope, receive), exc)
+        elif self.debug:
+            response = PlainTextResponse("".join(traceback.format_exception(exc)), 500)
+        else:
+            response = PlainTextResponse("Internal Server Error", 500)
+        await response(scope, receive, context.send)
+
+    async def _after_response(self, scope: Scope, context: RequestContext) -> None:
+        """The post-send hook: tasks in order, then generator-dependency teardowns."""
+        label = _label(scope)
+        if context.error is None:
+            tasks = context.all_tasks()
+        else:
+            injected = context.tasks.tasks if context.tasks is not None else []
+            self.tasks.discard(injected, label, context.error)
+            tasks = context.response_background  # an exception handler's own background
+        if tasks:
+            await self.tasks.run(tasks, label, scope.get(ERRORS_KEY))
+        await self._teardown(scope, context, label)
+
+    async def _teardown(self, scope: Scope, context: RequestContext, label: str) -> None:
+        for teardown in reversed(context.teardowns):
+            try:
+                await teardown(context.error)
+            except Exception as exc:
+                logger.error("Dependency teardown failed for %s", label, exc_info=exc)
+                errors = scope.get(ERRORS_KEY)
+                if errors is not None:
+                    errors.append(exc)
+
+    async def _abandon(self, scope: Scope, context: RequestContext) -> None:
+        """The request was cancelled: name the tasks that will not run, then tear down."""
+        label = _label(scope)
+        tasks = context.all_tasks() if context.error is None else context.response_background
+        self.tasks.cancel_unstarted(tasks, label)
+        if context.teardowns:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_TEARDOWN_GRACE):
+                await self._teardown(scope, context, label)
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await receive()  # lifespan.startup
+        try:
+            manager = self.lifespan_context(self)
+            state = await manager.__aenter__()
+        except Exception as exc:
+            logger.error("Application startup failed", exc_info=exc)
+            await send({"type": "lifespan.startup.failed", "message": _one_line(exc)})
+            return
+        if isinstance(state, Mapping) and isinstance(scope.get("state"), dict):
+            scope["state"].update(state)
+        await send({"type": "lifespan.startup.complete"})
+        await receive()  # lifespan.shutdown
+        await self.tasks.shutdown(self.shutdown_timeout)
+        try:
+            await manager.__aexit__(None, None, None)
+        except Exception as exc:
+            logger.error("Application shutdown failed", exc_info=exc)
+            await send({"type": "lifespan.shutdown.failed", "message": _one_line(exc)})
+            return
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+def _label(scope: Scope) -> str:
+    return f"{scope.get('method', '?')} {scope.get('path', '?')}"
+
+
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _middleware_entry(entry: Any) -> tuple[Callable[..., ASGIApp], tuple[Any, ...], dict[str, Any]]:
+    """Accept ``(cls, kwargs)``, ``(cls, args, kwargs)`` or Starlette's ``Middleware``."""
+    if hasattr(entry, "cls"):
+        return entry.cls, tuple(getattr(entry, "args", ())), dict(entry.kwargs)
+    if isinstance(entry, tuple | list) and len(entry) == 2:
+        return entry[0], (), dict(entry[1])
+    if isinstance(entry, tuple | list) and len(entry) == 3:
+        return entry[0], tuple(entry[1]), dict(entry[2])
+    raise TypeError(f"middleware entries are (cls, kwargs) pairs, got {entry!r}")
+
+
+async def _call_handler(handler: ExceptionHandler, request: Request, exc: Exception) -> Response:
+    if is_async_callable(handler):
+        result = await handler(request, exc)  # type: ignore[misc]
+    else:
+        result = await run_in_thread(handler, request, exc)
+    assert isinstance(result, Response), f"exception handler {handler!r} must return a Response"
+    return result
+
+
+async def _http_exception_handler(request: Request, exc: HTTPException) -> Response:
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+
+async def _validation_handler(request: Request, exc: RequestValidationError) -> Response:
+    return JSONResponse({"detail": exc.errors}, 422)
+
+
+@asynccontextmanager
+async def _no_lifespan(app: App) -> AsyncIterator[None]:
+    yield
+

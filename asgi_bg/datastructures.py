@@ -1,0 +1,159 @@
+"""Case-insensitive headers, multi-valued query parameters, URLs and client addresses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+from urllib.parse import parse_qsl
+
+from ._types import Scope
+
+
+class Address(NamedTuple):
+    """The peer of a connection, as the server reported it."""
+
+    host: str
+    port: int
+
+
+class Headers(Mapping[str, str]):
+    """Read-only, case-insensitive view of raw ASGI headers; ``getlist`` returns every value."""
+
+    __slots__ = ("_items", "raw")
+
+    def __init__(self, raw: Sequence[tuple[bytes, bytes]] = ()) -> None:
+        self.raw = list(raw)
+        self._items: dict[str, list[str]] | None = None
+
+    @classmethod
+    def from_dict(cls, headers: Mapping[str, str]) -> Headers:
+        """Build from a plain mapping (keys are lowered, values latin-1 encoded)."""
+        return cls([(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()])
+
+    def _index(self) -> dict[str, list[str]]:
+        items = self._items
+        if items is None:
+            items = {}
+            for key, value in self.raw:
+                items.setdefault(key.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+            self._items = items
+        return items
+
+    def __getitem__(self, key: str) -> str:
+        return self._index()[key.lower()][0]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._index()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index())
+
+    def __len__(self) -> int:
+        return len(self._index())
+
+    def getlist(self, key: str) -> list[str]:
+        """Every value of ``key``, in the order received."""
+        return list(self._index().get(key.lower(), ()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.raw!r})"
+
+
+class MutableHeaders(Headers):
+    """Headers of a response being built; edits go straight to the raw list sent to the server."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key: str, value: str) -> None:
+        raw_key = key.lower().encode("latin-1")
+        self.raw[:] = [(k, v) for k, v in self.raw if k != raw_key]
+        self.raw.append((raw_key, value.encode("latin-1")))
+        self._items = None
+
+    def __delitem__(self, key: str) -> None:
+        raw_key = key.lower().encode("latin-1")
+        self.raw[:] = [(k, v) for k, v in self.raw if k != raw_key]
+        self._items = None
+
+    def append(self, key: str, value: str) -> None:
+        """Add a value without removing existing ones (e.g. a second ``set-cookie``)."""
+        self.raw.append((key.lower().encode("latin-1"), value.encode("latin-1")))
+        self._items = None
+
+
+class QueryParams(Mapping[str, str]):
+    """Multi-valued query string; ``params[key]`` is the last value, ``getlist`` all of them."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, query: str | bytes = b"") -> None:
+        if isinstance(query, bytes):
+            query = query.decode("latin-1")
+        items: dict[str, list[str]] = {}
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            items.setdefault(key, []).append(value)
+        self._items = items
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key][-1]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def getlist(self, key: str) -> list[str]:
+        """Every value of ``key``, in query-string order."""
+        return list(self._items.get(key, ()))
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        """Every ``(key, value)`` pair."""
+        return [(k, v) for k, values in self._items.items() for v in values]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.multi_items()!r})"
+
+
+class URL:
+    """The request URL rebuilt from the scope: ``scheme``, ``netloc``, ``path``, ``query``."""
+
+    __slots__ = ("netloc", "path", "query", "scheme")
+
+    def __init__(self, scheme: str, netloc: str, path: str, query: str) -> None:
+        self.scheme = scheme
+        self.netloc = netloc
+        self.path = path
+        self.query = query
+
+    @classmethod
+    def from_scope(cls, scope: Scope, headers: Headers) -> URL:
+        """Rebuild the URL the client asked for; the path includes the ``root_path``."""
+        scheme = scope.get("scheme", "http")
+        netloc = headers.get("host") or _server_netloc(scope.get("server"), scheme)
+        path = scope.get("path", "/")
+        root_path = scope.get("root_path", "")
+        if root_path and not path.startswith(root_path):
+            path = root_path + path  # old convention: the server stripped the prefix
+        return cls(scheme, netloc, path, scope.get("query_string", b"").decode("latin-1"))
+
+    def __str__(self) -> str:
+        tail = f"?{self.query}" if self.query else ""
+        return f"{self.scheme}://{self.netloc}{self.path}{tail}"
+
+    def __repr__(self) -> str:
+        return f"URL({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+
+def _server_netloc(server: Any, scheme: str) -> str:
+    if not server:
+        return "localhost"
+    host, port = server[0], server[1]
+    default = {"http": 80, "https": 443}.get(scheme)
+    return host if port in (None, default) else f"{host}:{port}"

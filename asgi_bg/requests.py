@@ -1,0 +1,180 @@
+"""The incoming request: everything is parsed lazily, at most once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from http.cookies import _unquote  # type: ignore[attr-defined]
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._types import Receive, Scope
+from .datastructures import URL, Address, Headers, QueryParams
+from .exceptions import HTTPException
+
+if TYPE_CHECKING:
+    from .applications import App
+
+
+class State:
+    """A plain attribute bag (``app.state``, ``request.state``)."""
+
+    def __init__(self, state: dict[str, Any] | None = None) -> None:
+        self.__dict__.update(state or {})
+
+    def __repr__(self) -> str:
+        return f"State({self.__dict__!r})"
+
+
+class ClientDisconnect(Exception):
+    """The client went away while the request body was being read."""
+
+
+_MISSING: Any = object()
+
+
+class Request:
+    """One HTTP request. Headers, query, cookies, URL and body are computed on first access."""
+
+    __slots__ = (
+        "_body",
+        "_cookies",
+        "_headers",
+        "_json",
+        "_query",
+        "_receive",
+        "_stream_consumed",
+        "_url",
+        "scope",
+    )
+
+    def __init__(self, scope: Scope, receive: Receive | None = None) -> None:
+        self.scope = scope
+        self._receive = receive if receive is not None else _no_body
+        self._headers: Headers | None = None
+        self._query: QueryParams | None = None
+        self._cookies: dict[str, str] | None = None
+        self._url: URL | None = None
+        self._body: bytes | None = None
+        self._json: Any = _MISSING
+        self._stream_consumed = False
+
+    @property
+    def method(self) -> str:
+        """The request method, upper case."""
+        return str(self.scope["method"])
+
+    @property
+    def headers(self) -> Headers:
+        """Case-insensitive request headers."""
+        if self._headers is None:
+            self._headers = Headers(self.scope.get("headers", ()))
+        return self._headers
+
+    @property
+    def query_params(self) -> QueryParams:
+        """Multi-valued query parameters."""
+        if self._query is None:
+            self._query = QueryParams(self.scope.get("query_string", b""))
+        return self._query
+
+    @property
+    def path_params(self) -> dict[str, Any]:
+        """Path parameters, already converted by the route's converters."""
+        params: dict[str, Any] = self.scope.get("path_params", {})
+        return params
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """Cookies sent in the ``Cookie`` header(s)."""
+        if self._cookies is None:
+            self._cookies = parse_cookie_header("; ".join(self.headers.getlist("cookie")))
+        return self._cookies
+
+    @property
+    def url(self) -> URL:
+        """The full URL the client asked for."""
+        if self._url is None:
+            self._url = URL.from_scope(self.scope, self.headers)
+        return self._url
+
+    @property
+    def client(self) -> Address | None:
+        """The peer address, when the server reports it."""
+        client = self.scope.get("client")
+        return Address(client[0], client[1]) if client else None
+
+    @property
+    def state(self) -> State:
+        """Per-request attribute bag, shared with middleware through the scope."""
+        state = self.scope.get("asgi_bg.state")
+        if state is None:
+            state = self.scope["asgi_bg.state"] = State(self.scope.get("state"))
+        return state  # type: ignore[no-any-return]
+
+    @property
+    def app(self) -> App:
+        """The application serving this request."""
+        return self.scope["app"]  # type: ignore[no-any-return]
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        """Yield the body as it arrives; raises ``ClientDisconnect`` if the client leaves."""
+        if self._body is not None:
+            yield self._body
+            return
+        if self._stream_consumed:
+            raise RuntimeError("The request body was already streamed")
+        self._stream_consumed = True
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect
+            chunk = message.get("body", b"")
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                return
+
+    async def body(self) -> bytes:
+        """The whole body, read once and cached."""
+        if self._body is None:
+            self._body = b"".join([chunk async for chunk in self.stream()])
+        return self._body
+
+    async def json(self) -> Any:
+        """The body decoded as JSON; malformed JSON answers 422 ``loc: ["body"]``."""
+        if self._json is _MISSING:
+            body = await self.body()
+            try:
+                self._json = json.loads(body)
+            except ValueError as exc:
+                raise HTTPException(422, _json_error(exc)) from None
+        return self._json
+
+    async def is_disconnected(self) -> bool:
+        """True once the client has gone away (checks without waiting)."""
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            message = await self._receive()
+            return bool(message.get("type") == "http.disconnect")
+        return False
+
+
+def _json_error(exc: ValueError) -> list[dict[str, Any]]:
+    return [{"loc": ["body"], "msg": f"JSON decode error: {exc}", "type": "json_invalid"}]
+
+
+def parse_cookie_header(header: str) -> dict[str, str]:
+    """Parse a ``Cookie`` header leniently, like browsers send it (RFC 6265 section 5.4)."""
+    cookies: dict[str, str] = {}
+    for chunk in header.split(";"):
+        key, sep, value = chunk.partition("=")
+        key, value = (key.strip(), value.strip()) if sep else ("", chunk.strip())
+        if key or value:
+            cookies[key] = _unquote(value)
+    return cookies
+
+
+async def _no_body() -> dict[str, Any]:
+    return {"type": "http.request", "body": b"", "more_body": False}

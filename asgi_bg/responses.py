@@ -1,0 +1,368 @@
+"""Response classes: headers and body are rendered in ``__init__``, sent in ``__call__``."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import hashlib
+import json
+import mimetypes
+import os
+import stat
+import uuid
+from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
+from email.utils import format_datetime, formatdate
+from http.cookies import SimpleCookie
+from typing import Any, Literal
+from urllib.parse import quote
+
+import anyio
+import anyio.to_thread
+
+from ._context import CONTEXT_KEY
+from ._types import Receive, Scope, Send
+from .background import BackgroundTask, BackgroundTasks
+from .datastructures import MutableHeaders
+from .exceptions import HTTPException
+
+Background = BackgroundTask | BackgroundTasks | None
+
+
+def _end_of_body() -> dict[str, Any]:
+    # A new dict each time: middleware (gzip, for one) edits the messages it forwards.
+    return {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+class Response:
+    """A response whose whole body is known up front.
+
+    Args:
+        content: ``bytes`` or ``str`` (encoded with ``charset``).
+        status_code: the HTTP status.
+        headers: extra headers; ``content-length`` and ``content-type`` are added.
+        media_type: the ``content-type`` (defaults to the class' ``media_type``).
+        background: a ``BackgroundTask`` or ``BackgroundTasks`` run after the response,
+            after the request's injected tasks.
+    """
+
+    media_type: str | None = None
+    charset = "utf-8"
+
+    def __init__(
+        self,
+        content: Any = None,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: Background = None,
+    ) -> None:
+        self.status_code = status_code
+        if media_type is not None:
+            self.media_type = media_type
+        self.background = background
+        self.body = self.render(content)
+        self.raw_headers = self._init_headers(headers)
+
+    def render(self, content: Any) -> bytes:
+        """Turn ``content`` into the body bytes."""
+        if content is None:
+            return b""
+        if isinstance(content, bytes | memoryview):
+            return bytes(content)
+        return str(content).encode(self.charset)
+
+    def _init_headers(self, headers: Mapping[str, str] | None) -> list[tuple[bytes, bytes]]:
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+        present = {k for k, _ in raw}
+        if b"content-length" not in present and self._has_length():
+            raw.append((b"content-length", str(len(self.body)).encode()))
+        if b"content-type" not in present and self.media_type is not None:
+            raw.append((b"content-type", self._content_type().encode("latin-1")))
+        return raw
+
+    def _has_length(self) -> bool:
+        # RFC 9110 section 8.6: no content-length on 1xx and 204 responses.
+        return not (self.status_code < 200 or self.status_code == 204)
+
+    def _content_type(self) -> str:
+        media_type = self.media_type or ""
+        if media_type.startswith("text/") and "charset=" not in media_type:
+            return f"{media_type}; charset={self.charset}"
+        return media_type
+
+    @property
+    def headers(self) -> MutableHeaders:
+        """The response headers, editable until the response is sent."""
+        headers = MutableHeaders.__new__(MutableHeaders)
+        headers.raw = self.raw_headers
+        headers._items = None
+        return headers
+
+    def set_cookie(
+        self,
+        key: str,
+        value: str = "",
+        max_age: int | None = None,
+        expires: datetime.datetime | str | int | None = None,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Literal["lax", "strict", "none"] | None = "lax",
+    ) -> None:
+        """Add a ``set-cookie`` header."""
+        cookie: SimpleCookie = SimpleCookie()
+        cookie[key] = value
+        morsel = cookie[key]
+        if max_age is not None:
+            morsel["max-age"] = max_age
+        if expires is not None:
+            morsel["expires"] = _cookie_expires(expires)
+        for attr, val in (("path", path), ("domain", domain), ("samesite", samesite)):
+            if val is not None:
+                morsel[attr] = val
+        morsel["secure"] = secure
+        morsel["httponly"] = httponly
+        self.raw_headers.append((b"set-cookie", cookie.output(header="").strip().encode("latin-1")))
+
+    def delete_cookie(
+        self,
+        key: str,
+        path: str = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = False,
+        samesite: Literal["lax", "strict", "none"] | None = "lax",
+    ) -> None:
+        """Ask the client to forget a cookie."""
+        self.set_cookie(key, "", 0, 0, path, domain, secure, httponly, samesite)
+
+    def hand_over_background(self, scope: Scope) -> bool:
+        """Give ``background`` to the app's runner; False when not served by an ``App``."""
+        if self.background is None:
+            return True
+        context = scope.get(CONTEXT_KEY)
+        if context is None:
+            return False
+        context.add_response_background(self.background)
+        return True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handed_over = self.hand_over_background(scope)
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        await send({"type": "http.response.body", "body": self.body})
+        if not handed_over:
+            await _run_detached_background(self.background)
+
+
+async def _run_detached_background(background: Background) -> None:
+    # Served by some other framework (a response object used on its own): no runner,
+    # so run the tasks here, after the body, as Starlette would.
+    if background is not None:
+        await background()
+
+
+def _cookie_expires(expires: datetime.datetime | str | int) -> str:
+    if isinstance(expires, datetime.datetime):
+        return format_datetime(expires, usegmt=True)
+    if isinstance(expires, int):
+        return formatdate(datetime.datetime.now(datetime.UTC).timestamp() + expires, usegmt=True)
+    return expires
+
+
+class PlainTextResponse(Response):
+    """``text/plain`` response."""
+
+    media_type = "text/plain"
+
+
+class HTMLResponse(Response):
+    """``text/html`` response."""
+
+    media_type = "text/html"
+
+
+def json_default(obj: Any) -> Any:
+    """Encode what ``json`` cannot: dataclasses, UUIDs, dates, enums, sets, bytes."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, uuid.UUID | datetime.date | datetime.time):
+        return obj.isoformat() if not isinstance(obj, uuid.UUID) else str(obj)
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8")
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+_encode_json = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=json_default
+).encode
+
+
+class JSONResponse(Response):
+    """``application/json`` response; ``content`` may hold dataclasses, UUIDs, dates, enums."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        """Encode ``content`` as compact UTF-8 JSON."""
+        return _encode_json(content).encode("utf-8")
+
+
+class RedirectResponse(Response):
+    """Redirect to ``url`` (307 by default, so the method and body are kept)."""
+
+    def __init__(
+        self,
+        url: str,
+        status_code: int = 307,
+        headers: Mapping[str, str] | None = None,
+        background: Background = None,
+    ) -> None:
+        super().__init__(b"", status_code, headers, background=background)
+        location = quote(str(url), safe=":/%#?=@[]!$&'()*+,;")
+        self.raw_headers.append((b"location", location.encode("latin-1")))
+
+
+class StreamingResponse(Response):
+    """Send the body as it is produced by an async or sync iterable.
+
+    Sync iterables are read in a worker thread, so a blocking generator never stalls the
+    loop. If the client disconnects, the iteration stops; background tasks still run.
+    """
+
+    def __init__(
+        self,
+        content: AsyncIterable[str | bytes] | Iterable[str | bytes],
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: Background = None,
+    ) -> None:
+        self.body_iterator = content
+        super().__init__(None, status_code, headers, media_type, background)
+
+    def _has_length(self) -> bool:
+        return False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        handed_over = self.hand_over_background(scope)
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        async with anyio.create_task_group() as group:
+            group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
+            await self._stream_body(send)
+            group.cancel_scope.cancel()
+        if not handed_over:
+            await _run_detached_background(self.background)
+
+    async def _stream_body(self, send: Send) -> None:
+        try:
+            async for chunk in _aiterate(self.body_iterator):
+                data = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
+                await send({"type": "http.response.body", "body": data, "more_body": True})
+        except OSError:
+            return  # ASGI 2.4: send raises OSError once the client is gone
+        await send(_end_of_body())
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return
+
+
+async def _aiterate(content: AsyncIterable[Any] | Iterable[Any]) -> AsyncIterable[Any]:
+    if isinstance(content, AsyncIterable):
+        async for chunk in content:
+            yield chunk
+        return
+    iterator = iter(content)
+    while True:
+        chunk = await anyio.to_thread.run_sync(_next_or_stop, iterator)
+        if chunk is _STOP:
+            return
+        yield chunk
+
+
+_STOP: Any = object()
+
+
+def _next_or_stop(iterator: Iterator[Any]) -> Any:
+    # StopIteration cannot cross a thread boundary into a coroutine; use a sentinel.
+    return next(iterator, _STOP)
+
+
+class FileResponse(Response):
+    """Send a file in chunks, with ``content-length``, ``last-modified`` and ``etag``.
+
+    A missing file answers 404. ``filename`` adds a ``content-disposition`` header.
+    """
+
+    chunk_size = 64 * 1024
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: Background = None,
+        filename: str | None = None,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.filename = filename
+        if media_type is None:
+            media_type = mimetypes.guess_type(filename or self.path)[0] or "text/plain"
+        super().__init__(None, status_code, headers, media_type, background)
+        if filename is not None:
+            disposition = f"attachment; filename*=utf-8''{quote(filename)}"
+            self.raw_headers.append((b"content-disposition", disposition.encode("latin-1")))
+
+    def _has_length(self) -> bool:
+        return False  # added from the file's size when sent
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        info = await self._stat()
+        handed_over = self.hand_over_background(scope)
+        headers = self.raw_headers + _file_headers(info)
+        await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
+        if scope.get("method") == "HEAD":
+            await send(_end_of_body())
+        else:
+            await self._send_chunks(send)
+        if not handed_over:
+            await _run_detached_background(self.background)
+
+    async def _stat(self) -> os.stat_result:
+        try:
+            info = await anyio.to_thread.run_sync(os.stat, self.path)
+        except FileNotFoundError:
+            raise HTTPException(404, "File not found") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise HTTPException(404, "File not found")
+        return info
+
+    async def _send_chunks(self, send: Send) -> None:
+        async with await anyio.open_file(self.path, "rb") as file:
+            while chunk := await file.read(self.chunk_size):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send(_end_of_body())
+
+
+def _file_headers(info: os.stat_result) -> list[tuple[bytes, bytes]]:
+    etag = hashlib.md5(f"{info.st_mtime}-{info.st_size}".encode(), usedforsecurity=False)
+    return [
+        (b"content-length", str(info.st_size).encode()),
+        (b"last-modified", formatdate(info.st_mtime, usegmt=True).encode()),
+        (b"etag", f'"{etag.hexdigest()}"'.encode()),
+    ]

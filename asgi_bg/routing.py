@@ -1,0 +1,436 @@
+"""Routes, path compiling and dispatch.
+
+Static paths are found with one dict look-up; paths with parameters are tried in
+registration order, one compiled regular expression each. Everything a route needs per
+request (its converters, its injection plan, how to call and render) is settled when the
+route is added.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio.to_thread
+
+from ._context import CONTEXT_KEY, RequestContext
+from ._types import ASGIApp, Receive, Scope, Send
+from .exceptions import ConfigurationError, HTTPException
+from .injection import Plan, Solver, compile_plan, run_endpoint
+from .requests import Request
+from .responses import JSONResponse, RedirectResponse, Response
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
+
+
+class NoMatchFound(Exception):
+    """``url_path_for`` found no route of that name taking exactly those parameters."""
+
+
+@dataclass(frozen=True, slots=True)
+class Converter:
+    """A path converter: the regex a segment must match, and how to read and write it."""
+
+    regex: str
+    type: type
+    to_python: Callable[[str], Any]
+    to_string: Callable[[Any], str]
+
+
+CONVERTERS: dict[str, Converter] = {
+    "str": Converter("[^/]+", str, str, str),
+    "path": Converter(".*", str, str, str),
+    "int": Converter("-?[0-9]+", int, int, lambda v: str(int(v))),
+    "float": Converter(r"-?[0-9]+(?:\.[0-9]+)?", float, float, lambda v: repr(float(v))),
+    "uuid": Converter(
+        "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}",
+        uuid.UUID,
+        uuid.UUID,
+        str,
+    ),
+}
+
+_PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_][a-zA-Z0-9_]*))?}")
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledPath:
+    """A path pattern ready for matching: a regex (None when static) and its converters."""
+
+    path: str
+    regex: re.Pattern[str] | None
+    converters: dict[str, Converter]
+
+    def match(self, path: str) -> dict[str, Any] | None:
+        """The converted parameters if ``path`` matches, else None."""
+        assert self.regex is not None
+        found = self.regex.fullmatch(path)
+        if found is None:
+            return None
+        convs = self.converters
+        return {name: convs[name].to_python(value) for name, value in found.groupdict().items()}
+
+    def format(self, params: dict[str, Any]) -> str:
+        """Build the path back from parameter values."""
+        if set(params) != set(self.converters):
+            raise NoMatchFound(f"{self.path} takes {sorted(self.converters)}, got {sorted(params)}")
+        return _PARAM.sub(lambda m: self.converters[m[1]].to_string(params[m[1]]), self.path)
+
+
+def compile_path(path: str) -> CompiledPath:
+    """Parse ``/items/{item_id:int}``; raises ``ConfigurationError`` on a bad pattern."""
+    if not path.startswith("/"):
+        raise ConfigurationError(f"route path {path!r} must start with '/'")
+    converters: dict[str, Converter] = {}
+    pattern, last = "", 0
+    for found in _PARAM.finditer(path):
+        name, kind = found[1], found[2] or "str"
+        if kind not in CONVERTERS:
+            raise ConfigurationError(f"route path {path!r}: unknown converter {kind!r}")
+        if name in converters:
+            raise ConfigurationError(f"route path {path!r}: parameter {name!r} appears twice")
+        converters[name] = CONVERTERS[kind]
+        pattern += re.escape(path[last : found.start()]) + f"(?P<{name}>{CONVERTERS[kind].regex})"
+        last = found.end()
+    if "{" in path[last:] or "}" in path[last:] or ("{" in pattern and not converters):
+        raise ConfigurationError(f"route path {path!r}: malformed parameter")
+    if not converters:
+        return CompiledPath(path, None, {})
+    return CompiledPath(path, re.compile(pattern + re.escape(path[last:])), converters)
+
+
+Endpoint = Callable[[Scope, Receive, Send], Any]
+
+
+class Route:
+    """One endpoint at one path for a set of methods; callable as an ASGI app."""
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        methods: Iterable[str] = ("GET",),
+        name: str | None = None,
+        status_code: int = 200,
+        response_class: type[Response] = JSONResponse,
+    ) -> None:
+        self.path = path
+        self.endpoint = endpoint
+        self.methods = _check_methods(methods, path)
+        self.name = name or getattr(endpoint, "__name__", None) or type(endpoint).__name__
+        self.status_code = status_code
+        self.response_class = response_class
+        self.compiled = compile_path(path)
+        where = f"route {'/'.join(sorted(self.methods))} {path} ({self.name})"
+        types = {k: c.type for k, c in self.compiled.converters.items()}
+        self.plan: Plan = compile_plan(endpoint, types, where=where)
+        if self.plan.mode in ("gen", "agen"):
+            raise ConfigurationError(f"{where}: a generator cannot be an endpoint; "
+                                     "return a StreamingResponse instead")
+        self.handle = self._pick_handler()
+
+    def _pick_handler(self) -> Endpoint:
+        # Decided once: an endpoint without parameters skips the injector entirely.
+        plan = self.plan
+        if plan.dependencies or plan.extractors:
+            return self._handle_injected
+        if plan.mode == "async":
+            return self._handle_async_bare
+        return self._handle_sync_bare
+
+    async def _handle_injected(self, scope: Scope, receive: Receive, send: Send) -> None:
+        context: RequestContext = scope[CONTEXT_KEY]
+        try:
+            result = await run_endpoint(self.plan, Solver(Request(scope, receive), context))
+            response = self._render(result)
+        except BaseException as exc:
+            context.error = exc
+            raise
+        await response(scope, receive, send)
+
+    async def _handle_async_bare(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            response = self._render(await self.endpoint())
+        except BaseException as exc:
+            scope[CONTEXT_KEY].error = exc
+            raise
+        await response(scope, receive, send)
+
+    async def _handle_sync_bare(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            response = self._render(await anyio.to_thread.run_sync(self.endpoint))
+        except BaseException as exc:
+            scope[CONTEXT_KEY].error = exc
+            raise
+        await response(scope, receive, send)
+
+    def _render(self, result: Any) -> Response:
+        if isinstance(result, Response):
+            return result
+        return self.response_class(result, self.status_code)
+
+    def url_path_for(self, name: str, params: dict[str, Any]) -> str | None:
+        """This route's path for ``params`` if ``name`` is its name, else None."""
+        return self.compiled.format(params) if name == self.name else None
+
+    def __repr__(self) -> str:
+        return f"Route({self.path!r}, {self.name!r}, methods={sorted(self.methods)})"
+
+
+def _check_methods(methods: Iterable[str], path: str) -> frozenset[str]:
+    if isinstance(methods, str):
+        methods = [methods]
+    upper = frozenset(m.upper() for m in methods)
+    unknown = upper - METHODS
+    if unknown or not upper:
+        raise ConfigurationError(f"route {path!r}: unknown methods {sorted(unknown) or '[]'}")
+    return upper
+
+
+class Mount:
+    """Any ASGI app served under a path prefix.
+
+    The child sees the full ``path`` and a ``root_path`` extended by the prefix, the
+    current ASGI convention (Starlette 0.35+, FastAPI, asgi_bg itself).
+    """
+
+    def __init__(self, path: str, app: ASGIApp, *, name: str | None = None) -> None:
+        path = path.rstrip("/")
+        if not path.startswith("/") or "{" in path:
+            raise ConfigurationError(f"mount path {path!r} must be a static path starting with '/'")
+        if isinstance(app, Router):
+            raise ConfigurationError(f"mount {path!r}: use include_router() for a Router")
+        self.path = path
+        self.app = app
+        self.name = name
+
+    def matches(self, route_path: str) -> bool:
+        """True when ``route_path`` is the prefix itself or below it."""
+        return route_path == self.path or route_path.startswith(self.path + "/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, root_path: str) -> None:
+        child = dict(scope)
+        child["root_path"] = root_path + self.path
+        if not scope["path"].startswith(root_path):
+            child["path"] = root_path + scope["path"]  # normalise the old convention
+        await self.app(child, receive, send)
+
+    def __repr__(self) -> str:
+        return f"Mount({self.path!r}, {self.app!r})"
+
+
+class Router:
+    """A group of routes with a common ``prefix``; include it with ``app.include_router``.
+
+    The decorators are the app's: ``get``, ``post``, ``put``, ``patch``, ``delete``,
+    ``options``, ``head``, ``route``; ``add_route`` registers without a decorator.
+    """
+
+    def __init__(self, prefix: str = "", *, redirect_slashes: bool = True) -> None:
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ConfigurationError(f"router prefix {prefix!r} must start and not end with '/'")
+        self.prefix = prefix
+        self.redirect_slashes = redirect_slashes
+        self.routes: list[Route] = []
+        self.mounts: list[Mount] = []
+        self._static: dict[str, dict[str, Endpoint]] = {}
+        self._dynamic: list[tuple[CompiledPath, dict[str, Endpoint]]] = []
+
+    # --- registration -------------------------------------------------------------------
+
+    def add_route(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        methods: Iterable[str] = ("GET",),
+        *,
+        name: str | None = None,
+        status_code: int = 200,
+        response_class: type[Response] = JSONResponse,
+    ) -> Route:
+        """Register ``endpoint`` for ``methods`` at ``prefix + path``."""
+        route = Route(
+            self.prefix + path,
+            endpoint,
+            methods=methods,
+            name=name,
+            status_code=status_code,
+            response_class=response_class,
+        )
+        self._add(route)
+        return route
+
+    def _add(self, route: Route) -> None:
+        table = self._table_for(route.compiled)
+        for method in route.methods:
+            if method in table and not getattr(table[method], "implicit_head", False):
+                raise ConfigurationError(f"route {method} {route.path} is registered twice")
+            table[method] = route.handle
+        if "GET" in route.methods and "HEAD" not in table:
+            table["HEAD"] = _HeadOnly(route.handle)
+        self.routes.append(route)
+
+    def _table_for(self, compiled: CompiledPath) -> dict[str, Endpoint]:
+        if compiled.regex is None:
+            return self._static.setdefault(compiled.path, {})
+        for known, table in self._dynamic:
+            if known.path == compiled.path:
+                return table
+        table = {}
+        self._dynamic.append((compiled, table))
+        return table
+
+    def route(
+        self,
+        path: str,
+        methods: Iterable[str] = ("GET",),
+        *,
+        name: str | None = None,
+        status_code: int = 200,
+        response_class: type[Response] = JSONResponse,
+    ) -> Callable[[F], F]:
+        """Decorator form of ``add_route``."""
+
+        def register(endpoint: F) -> F:
+            self.add_route(
+                path,
+                endpoint,
+                methods,
+                name=name,
+                status_code=status_code,
+                response_class=response_class,
+            )
+            return endpoint
+
+        return register
+
+    def get(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Register a GET route (it answers HEAD too)."""
+        return self.route(path, ("GET",), **options)
+
+    def post(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Register a POST route."""
+        return self.route(path, ("POST",), **options)
+
+    def put(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Register a PUT route."""
+        return self.route(path, ("PUT",), **options)
+
+    def patch(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Register a PATCH route."""
+        return self.route(path, ("PATCH",), **options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Register a DELETE route."""
+        return self.route(path, ("DELETE",), **options)
+
+    def options(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Register an OPTIONS route."""
+        return self.route(path, ("OPTIONS",), **options)
+
+    def head(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Register a HEAD route."""
+        return self.route(path, ("HEAD",), **options)
+
+    def include_router(self, router: Router, prefix: str = "") -> None:
+        """Add every route and mount of ``router`` under ``prefix``."""
+        if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
+            raise ConfigurationError(f"include prefix {prefix!r} must start and not end with '/'")
+        for route in router.routes:
+            self.add_route(
+                prefix + route.path,
+                route.endpoint,
+                route.methods,
+                name=route.name,
+                status_code=route.status_code,
+                response_class=route.response_class,
+            )
+        for mount in router.mounts:
+            self.mount(prefix + mount.path, mount.app, name=mount.name)
+
+    def mount(self, path: str, app: ASGIApp, *, name: str | None = None) -> None:
+        """Serve any ASGI app under ``path``."""
+        self.mounts.append(Mount(self.prefix + path, app, name=name))
+
+    def url_path_for(self, name: str, /, **params: Any) -> str:
+        """The path of the route called ``name`` with ``params`` filled in."""
+        for route in self.routes:
+            if route.name == name and set(route.compiled.converters) == set(params):
+                return route.compiled.format(params)
+        raise NoMatchFound(f"no route named {name!r} taking parameters {sorted(params)}")
+
+    # --- dispatch -----------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Find the endpoint for the request and run it; 404 / 405 otherwise."""
+        path: str = scope["path"]
+        root_path: str = scope.get("root_path", "")
+        if root_path and path.startswith(root_path):
+            path = path[len(root_path) :] or "/"
+        table = self._static.get(path)
+        if table is None:
+            table = self._match_dynamic(scope, path)
+            if table is None:
+                await self._no_route(scope, receive, send, path, root_path)
+                return
+        handler = table.get(scope["method"])
+        if handler is None:
+            raise HTTPException(405, headers={"Allow": ", ".join(sorted(table))})
+        await handler(scope, receive, send)
+
+    def _match_dynamic(self, scope: Scope, path: str) -> dict[str, Endpoint] | None:
+        for compiled, table in self._dynamic:
+            params = compiled.match(path)
+            if params is not None:
+                scope["path_params"] = params
+                return table
+        return None
+
+    async def _no_route(
+        self, scope: Scope, receive: Receive, send: Send, path: str, root_path: str
+    ) -> None:
+        for mount in self.mounts:
+            if mount.matches(path):
+                await mount(scope, receive, send, root_path)
+                return
+        if self.redirect_slashes and scope["method"] in ("GET", "HEAD") and path != "/":
+            other = path[:-1] if path.endswith("/") else path + "/"
+            if self._knows(other):
+                await _redirect(scope, root_path + other)(scope, receive, send)
+                return
+        raise HTTPException(404)
+
+    def _knows(self, path: str) -> bool:
+        return path in self._static or any(c.match(path) is not None for c, _ in self._dynamic)
+
+
+def _redirect(scope: Scope, path: str) -> Response:
+    query = scope.get("query_string", b"").decode("latin-1")
+    return RedirectResponse(path + (f"?{query}" if query else ""))
+
+
+class _HeadOnly:
+    """A GET endpoint answering HEAD: same status and headers, no body (RFC 9110 9.3.2)."""
+
+    implicit_head = True
+    __slots__ = ("endpoint",)
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_headers_only(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.endpoint(scope, receive, send_headers_only)
+

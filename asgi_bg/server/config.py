@@ -1,0 +1,63 @@
+"""Server settings, shared by `serve`, `run` and the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypedDict
+
+# A request body larger than this is refused with 413 unless `max_body` says otherwise:
+# big enough for ordinary JSON and form posts, small enough that one client cannot
+# make the server buffer much on its behalf.
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
+
+# h11's own default for the request line plus headers; past it the answer is 431.
+DEFAULT_MAX_HEADER_SIZE = 16 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything the server needs besides the application.
+
+    Times are in seconds. `port=0` asks the operating system for any free port.
+    `limit_concurrency` caps the ASGI calls in flight (including calls whose response
+    is already sent but whose background work still runs); requests beyond it get 503.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    shutdown_timeout: float = 30.0
+    keep_alive: float = 5.0
+    header_timeout: float = 10.0
+    max_body: int = DEFAULT_MAX_BODY
+    max_header_size: int = DEFAULT_MAX_HEADER_SIZE
+    root_path: str = ""
+    limit_concurrency: int | None = None
+    access_log: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be between 0 and 65535, not {self.port}")
+        for name in ("shutdown_timeout", "keep_alive", "header_timeout"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative")
+        if self.max_body < 0 or self.max_header_size < 1:
+            raise ValueError("max_body must be >= 0 and max_header_size >= 1")
+        if self.limit_concurrency is not None and self.limit_concurrency < 1:
+            raise ValueError("limit_concurrency must be at least 1")
+        if self.root_path.endswith("/"):
+            raise ValueError("root_path must not end with '/'")
+
+
+class ServerOptions(TypedDict, total=False):
+    """The keyword arguments `serve` and `run` accept: the fields of `ServerConfig`."""
+
+    host: str
+    port: int
+    shutdown_timeout: float
+    keep_alive: float
+    header_timeout: float
+    max_body: int
+    max_header_size: int
+    root_path: str
+    limit_concurrency: int | None
+    access_log: bool

@@ -1,0 +1,300 @@
+"""One request/response exchange: the ASGI `receive` and `send` of one HTTP request.
+
+The connection owns the socket and the h11 state; a cycle turns the app's messages
+into h11 events and tells the connection, through `attach`, the moment the response
+is complete, which is usually long before the app returns (background tasks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import h11
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .._types import Message, Scope
+from ._http import SERVER_HEADER, STATUS_PHRASES, date_cache
+from .state import ServerState, access_logger, logger
+
+if TYPE_CHECKING:
+    from .connection import HTTPConnection
+
+# Statuses whose responses never carry a body, so no `content-length` may be added
+# for them (RFC 9110 §8.6, §15.3.5, §15.4.5).
+_BODYLESS_STATUSES = frozenset({204, 304})
+
+
+def _disconnect() -> Message:
+    return {"type": "http.disconnect"}
+
+
+class RequestCycle:
+    """The ASGI side of one request; `run` is one ASGI call."""
+
+    __slots__ = (
+        "_body_ended",
+        "_body_recv",
+        "_conn",
+        "_done",
+        "_first",
+        "_head",
+        "_headers",
+        "_headers_sent",
+        "_on_done",
+        "_state",
+        "_status",
+        "_waiter",
+        "body_send",
+        "complete",
+        "gone",
+        "must_close",
+        "scope",
+        "started",
+    )
+
+    def __init__(
+        self, conn: HTTPConnection, state: ServerState, scope: Scope, *, has_body: bool
+    ) -> None:
+        self.scope = scope
+        self._conn = conn
+        self._state = state
+        self._head = scope["method"] == "HEAD"
+        self.started = False  # `http.response.start` accepted, or the server answered
+        self.complete = False  # the final body is written: the connection may move on
+        self.gone = False  # client went away, or the server took the response over
+        self.must_close = False  # the response cannot be finished properly
+        self._done = False
+        self._on_done: Callable[[], None] | None = None
+        self._status = 0
+        self._headers: list[Any] = []
+        self._headers_sent = False
+        self._waiter: anyio.Event | None = None
+        self._body_ended = not has_body
+        self.body_send: MemoryObjectSendStream[Message] | None = None
+        self._body_recv: MemoryObjectReceiveStream[Message] | None = None
+        self._first: Message | None = None
+        if has_body:
+            # Buffer 0: the connection reads the next chunk from the socket only once
+            # the app took the previous one, so a slow app slows the client (backpressure).
+            self.body_send, self._body_recv = anyio.create_memory_object_stream[Message](0)
+        else:
+            self._first = {"type": "http.request", "body": b"", "more_body": False}
+
+    def describe(self) -> str:
+        """`METHOD path` for log lines."""
+        return f"{self.scope['method']} {self.scope['path']}"
+
+    # -- the ASGI call ------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Call the app once; whatever it does, the server keeps serving."""
+        requests = self._state.requests
+        requests.add(self)
+        try:
+            await self._state.app(self.scope, self.receive, self.send)
+        except Exception:
+            logger.exception("Exception in ASGI application while serving %s", self.describe())
+            await self._answer_failure()
+        else:
+            if not (self.complete or self.gone):
+                what = "completing" if self.started else "starting"
+                logger.error(
+                    "ASGI application returned without %s its response to %s",
+                    what,
+                    self.describe(),
+                )
+                await self._answer_failure()
+        finally:
+            requests.discard(self)
+            self._signal_done()
+
+    async def _answer_failure(self) -> None:
+        # Before the response started the server can still answer 500; after, the
+        # framing cannot be finished, so the only honest signal is closing.
+        if self.gone or self.complete:
+            return
+        if self.started:
+            self.must_close = True
+            return
+        self.started = True
+        if await self._conn.write_simple(500, head=self._head, close=False):
+            self._mark_complete(500)
+
+    # -- connection side ----------------------------------------------------------
+
+    def attach(self, on_done: Callable[[], None]) -> None:
+        """Call `on_done` once the connection may stop waiting for this response."""
+        self._on_done = on_done
+        if self._done:
+            on_done()
+
+    def disconnect(self) -> None:
+        """The client went away: pending and later `receive` calls see `http.disconnect`."""
+        self.gone = True
+        if self.body_send is not None:
+            self.body_send.close()
+        self._wake_receivers()
+
+    def take_over(self) -> bool:
+        """Let the server answer (413, 400) if the app has not started its response.
+
+        The app then sees a disconnect and its messages are dropped.
+        """
+        if self.started:
+            self.must_close = True
+            return False
+        self.started = True
+        self.disconnect()
+        return True
+
+    def _signal_done(self) -> None:
+        self._done = True
+        if self._on_done is not None:
+            self._on_done()
+
+    def _wake_receivers(self) -> None:
+        if self._waiter is not None:
+            self._waiter.set()
+
+    # -- receive ------------------------------------------------------------------
+
+    async def receive(self) -> Message:
+        """ASGI `receive`: the body in `http.request` chunks, then `http.disconnect`."""
+        first = self._first
+        if first is not None:
+            self._first = None
+            return first
+        if not (self._body_ended or self.gone or self.complete):
+            return await self._receive_body()
+        return await self._wait_for_end()
+
+    async def _receive_body(self) -> Message:
+        assert self._body_recv is not None
+        if not self.started and self._conn.h11.they_are_waiting_for_100_continue:
+            # RFC 9110 §10.1.1: the client holds the body back until told to go on;
+            # the app asking for it is that signal.
+            await self._conn.send_continue()
+        try:
+            message = await self._body_recv.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            return _disconnect()
+        if not message["more_body"]:
+            self._body_ended = True
+        return message
+
+    async def _wait_for_end(self) -> Message:
+        # ASGI HTTP spec: once the body is read, `receive` blocks until the client
+        # disconnects or the response is done, then reports `http.disconnect`.
+        if not (self.gone or self.complete):
+            if self._waiter is None:
+                self._waiter = anyio.Event()
+            await self._waiter.wait()
+        return _disconnect()
+
+    # -- send ---------------------------------------------------------------------
+
+    async def send(self, message: Message) -> None:
+        """ASGI `send`: `http.response.start`, then `http.response.body` chunks."""
+        if self.gone:
+            return  # spec 2.3: messages to a closed connection are dropped
+        kind = message["type"]
+        if kind == "http.response.body":
+            await self._send_body(message)
+        elif kind == "http.response.start":
+            self._start(message)
+        else:
+            raise RuntimeError(f"Unexpected ASGI message {kind!r} for an HTTP request")
+
+    def _start(self, message: Message) -> None:
+        if self.started:
+            raise RuntimeError(
+                "ASGI app sent 'http.response.start' twice"
+                if not self.complete
+                else "ASGI app sent 'http.response.start' after its response completed"
+            )
+        status = message["status"]
+        if not isinstance(status, int) or not 200 <= status <= 999:
+            raise RuntimeError(f"ASGI app sent an invalid response status {status!r}")
+        self._status = status
+        self._headers = list(message.get("headers", ()))
+        self.started = True
+
+    async def _send_body(self, message: Message) -> None:
+        if not self.started:
+            raise RuntimeError("ASGI app sent 'http.response.body' before 'http.response.start'")
+        if self.complete:
+            raise RuntimeError("ASGI app sent 'http.response.body' after its response completed")
+        body: bytes = message.get("body", b"")
+        more: bool = message.get("more_body", False)
+        try:
+            out = self._encode(body, more)
+        except h11.LocalProtocolError as exc:
+            self.must_close = True
+            raise RuntimeError(f"ASGI app sent an invalid response: {exc}") from exc
+        if not await self._conn.write(out):
+            self.disconnect()
+        elif not more:
+            self._mark_complete(self._status)
+
+    def _encode(self, body: bytes, more: bool) -> bytes:
+        # PERF: the head is held back until the first body message so head and body
+        # leave in one write, and a single-message body gets a content-length instead
+        # of chunked framing.
+        conn = self._conn.h11
+        out = b""
+        if not self._headers_sent:
+            self._headers_sent = True
+            out = self._encode_head(None if more else len(body))
+        if body and not self._head:  # RFC 9110 §9.3.2: HEAD answers carry no content
+            out += conn.send(h11.Data(data=body)) or b""
+        if not more:
+            out += conn.send(h11.EndOfMessage()) or b""
+        return out
+
+    def _encode_head(self, length: int | None) -> bytes:
+        headers = self._headers
+        names = _header_names(headers)
+        if (
+            length is not None
+            and not self._head
+            and self._status not in _BODYLESS_STATUSES
+            and b"content-length" not in names
+            and b"transfer-encoding" not in names
+        ):
+            headers.append((b"content-length", str(length).encode("ascii")))
+        if b"server" not in names:
+            headers.append(SERVER_HEADER)
+        if b"date" not in names:
+            headers.append(date_cache.header())
+        if self._conn.closing:
+            headers.append((b"connection", b"close"))
+        status = self._status
+        reason = STATUS_PHRASES.get(status, b"")
+        event = h11.Response(status_code=status, headers=headers, reason=reason)
+        return self._conn.h11.send(event) or b""
+
+    def _mark_complete(self, status: int) -> None:
+        self.complete = True
+        self._wake_receivers()
+        if self._state.config.access_log:
+            self._log_access(status)
+        self._signal_done()
+
+    def _log_access(self, status: int) -> None:
+        scope = self.scope
+        client = scope.get("client")
+        peer = f"{client[0]}:{client[1]}" if client else "-"
+        access_logger.info(
+            '%s - "%s %s HTTP/%s" %d',
+            peer,
+            scope["method"],
+            scope["path"],
+            scope["http_version"],
+            status,
+        )
+
+
+def _header_names(headers: Iterable[Any]) -> set[bytes]:
+    return {bytes(name).lower() for name, _ in headers}

@@ -1,0 +1,149 @@
+"""The listener: lifespan, accepting connections, and graceful shutdown."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Unpack, cast
+
+import anyio
+from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, TaskStatus
+from anyio.streams.stapled import MultiListener
+
+from .._types import ASGIApp
+from .config import ServerConfig, ServerOptions
+from .connection import HTTPConnection
+from .lifespan import Lifespan, LifespanFailure
+from .state import ServerState, logger
+
+ShutdownTrigger = Callable[[], Awaitable[object]]
+
+# After an accept error such as EMFILE (too many open files), wait this long before
+# accepting again instead of spinning.
+_ACCEPT_BACKOFF = 0.1
+
+
+class Server:
+    """One listening server: owns every connection and every ASGI call in task groups."""
+
+    def __init__(self, app: ASGIApp, config: ServerConfig) -> None:
+        self.config = config
+        self.state = ServerState(app, config)
+        self._connections: set[HTTPConnection] = set()
+        self._drained = anyio.Event()
+
+    async def serve(self, shutdown_trigger: ShutdownTrigger, task_status: TaskStatus[int]) -> None:
+        """Start up, serve until `shutdown_trigger` returns, then shut down gracefully."""
+        config = self.config
+        # Bound before lifespan startup so a busy port fails fast, with a plain OSError;
+        # nothing is accepted until startup has succeeded.
+        listener = await anyio.create_tcp_listener(local_host=config.host, local_port=config.port)
+        async with listener:
+            failure = await self._run(listener, shutdown_trigger, task_status)
+        if failure is not None:  # raised here, outside task groups: not wrapped in a group
+            raise LifespanFailure(failure)
+
+    async def _run(
+        self,
+        listener: MultiListener[SocketStream],
+        shutdown_trigger: ShutdownTrigger,
+        task_status: TaskStatus[int],
+    ) -> str | None:
+        async with anyio.create_task_group() as lifespan_group:
+            lifespan = Lifespan(self.state.app)
+            self.state.lifespan_state = lifespan.state
+            failure = await lifespan.startup(lifespan_group)
+            if failure is not None:
+                lifespan_group.cancel_scope.cancel()
+                return failure
+            await self._serve_http(listener, shutdown_trigger, task_status)
+            await lifespan.shutdown(self.config.shutdown_timeout)
+        return None
+
+    async def _serve_http(
+        self,
+        listener: MultiListener[SocketStream],
+        shutdown_trigger: ShutdownTrigger,
+        task_status: TaskStatus[int],
+    ) -> None:
+        port = listener.extra(SocketAttribute.local_port)
+        async with anyio.create_task_group() as connections:
+            async with anyio.create_task_group() as acceptors:
+                for sub in listener.listeners:
+                    # create_tcp_listener only ever makes socket listeners.
+                    acceptors.start_soon(self._accept, cast(SocketListener, sub), connections)
+                logger.info(
+                    "asgi-bg serving on http://%s:%d (press CTRL+C to stop)",
+                    _url_host(self.config.host),
+                    port,
+                )
+                task_status.started(port)
+                await shutdown_trigger()
+                acceptors.cancel_scope.cancel()
+            await listener.aclose()  # new clients are refused from here on
+            await self._drain(connections)
+
+    async def _accept(self, listener: SocketListener, connections: TaskGroup) -> None:
+        while True:  # ends when shutdown cancels the acceptors
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                logger.error("Accepting a connection failed: %s", exc)
+                await anyio.sleep(_ACCEPT_BACKOFF)
+                continue
+            connections.start_soon(self._handle, stream)
+
+    async def _handle(self, stream: SocketStream) -> None:
+        connection = HTTPConnection(stream, self.state)
+        self._connections.add(connection)
+        try:
+            await connection.run()
+        except Exception:
+            logger.exception("Unexpected error on a connection; it was closed")
+        finally:
+            self._connections.discard(connection)
+            if self.state.shutting_down and not self._connections:
+                self._drained.set()
+
+    async def _drain(self, connections: TaskGroup) -> None:
+        """Close idle connections, let busy ones finish, cancel what outlives the timeout."""
+        self.state.shutting_down = True
+        logger.info("Shutting down: waiting for %d connection(s)", len(self._connections))
+        if not self._connections:
+            return
+        for connection in list(self._connections):
+            connection.shutdown()
+        with anyio.move_on_after(self.config.shutdown_timeout):
+            await self._drained.wait()
+        if self._connections:
+            for cycle in list(self.state.requests):
+                stage = "response sent, still running" if cycle.complete else "response not sent"
+                logger.warning("Cancelling unfinished request %s (%s)", cycle.describe(), stage)
+            connections.cancel_scope.cancel()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+async def serve(
+    app: ASGIApp,
+    *,
+    shutdown_trigger: ShutdownTrigger | None = None,
+    task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
+    **options: Unpack[ServerOptions],
+) -> None:
+    """Serve an ASGI 3 app over HTTP/1.1 until `shutdown_trigger()` returns.
+
+    `options` are the fields of `ServerConfig` (`host`, `port`, `shutdown_timeout`,
+    `keep_alive`, `header_timeout`, `max_body`, `max_header_size`, `root_path`,
+    `limit_concurrency`, `access_log`). Start it with
+    `port = await task_group.start(serve, app, ...)`: readiness (after lifespan
+    startup, with the socket listening) is reported as the bound port, useful with
+    `port=0`. When `shutdown_trigger()` returns the server drains gracefully: it stops
+    accepting, closes idle connections, lets in-flight requests and their ASGI calls
+    finish for up to `shutdown_timeout` seconds, cancels the rest (logging each) and
+    runs lifespan shutdown. Cancelling the caller stops everything at once instead.
+    Raises `LifespanFailure` if the app reports that its startup failed.
+    """
+    config = ServerConfig(**options)
+    await Server(app, config).serve(shutdown_trigger or anyio.sleep_forever, task_status)
