@@ -63,7 +63,8 @@ def _to_int(value: str) -> int:
         return int(value)
     except ValueError:
         raise Invalid(
-            "int_parsing", "Input should be a valid integer, unable to parse string as an integer",
+            "int_parsing",
+            "Input should be a valid integer, unable to parse string as an integer",
             value,
         ) from None
 
@@ -73,7 +74,8 @@ def _to_float(value: str) -> float:
         return float(value)
     except ValueError:
         raise Invalid(
-            "float_parsing", "Input should be a valid number, unable to parse string as a number",
+            "float_parsing",
+            "Input should be a valid number, unable to parse string as a number",
             value,
         ) from None
 
@@ -88,7 +90,9 @@ def _to_bool(value: str) -> bool:
         return True
     if lowered in _FALSE:
         return False
-    raise Invalid("bool_parsing", "Input should be a valid boolean, unable to interpret input", value)
+    raise Invalid(
+        "bool_parsing", "Input should be a valid boolean, unable to interpret input", value
+    )
 
 
 def _to_uuid(value: Any) -> uuid.UUID:
@@ -252,7 +256,8 @@ def _dataclass_converter(cls: type, where: str) -> Converter:
     try:
         hints = typing.get_type_hints(cls)
     except NameError as exc:
-        raise ConfigurationError(f"{where}: cannot resolve the fields of {cls.__name__}: {exc}")
+        msg = f"{where}: cannot resolve the fields of {cls.__name__}: {exc}"
+        raise ConfigurationError(msg) from exc
     fields = [
         (f.name, json_converter(hints[f.name], f"{where}.{f.name}"), _has_default(f))
         for f in dataclasses.fields(cls)
@@ -284,7 +289,8 @@ def _dataclass_kwargs(
 
 
 def _has_default(field: dataclasses.Field[Any]) -> bool:
-    return field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
+    missing = dataclasses.MISSING
+    return field.default is not missing or field.default_factory is not missing
 
 
 def is_body_type(annotation: Any) -> bool:

@@ -278,4 +278,3 @@ async def _validation_handler(request: Request, exc: RequestValidationError) -> 
 @asynccontextmanager
 async def _no_lifespan(app: App) -> AsyncIterator[None]:
     yield
-

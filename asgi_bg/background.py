@@ -269,9 +269,7 @@ class TaskRunner:
         errors: list[BaseException] | None,
     ) -> None:
         self._counts["failed"] += 1
-        logger.error(
-            "Background task %s of %s failed", task.name, batch.label, exc_info=exc
-        )
+        logger.error("Background task %s of %s failed", task.name, batch.label, exc_info=exc)
         if errors is not None:
             errors.append(exc)
         if self.on_task_error is not None:
@@ -299,15 +297,15 @@ class TaskRunner:
         for task in tasks:
             logger.warning("Cancelled background task %s of %s", task.name, label)
 
-    async def shutdown(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for running tasks, then cancel and name the rest."""
-        with anyio.move_on_after(timeout):
+    async def shutdown(self, grace: float) -> None:
+        """Wait up to ``grace`` seconds for running tasks, then cancel and name the rest."""
+        with anyio.move_on_after(grace):
             await self.join()
         if not self._batches:
             return
         logger.warning(
             "Shutdown timeout (%.1fs) reached with %d request(s) still running background tasks",
-            timeout,
+            grace,
             len(self._batches),
         )
         for batch in list(self._batches):

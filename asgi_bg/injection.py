@@ -329,6 +329,7 @@ def _path_extractor(
     name: str, annotation: Any, path_params: dict[str, type], where: str
 ) -> Extractor:
     if annotation is path_params[name] or annotation is Any:
+
         def read(solver: Solver) -> Any:
             return solver.request.scope["path_params"][name]
 
@@ -488,4 +489,3 @@ async def run_endpoint(plan: Plan, solver: Solver) -> Any:
     if solver.errors:
         raise RequestValidationError(solver.errors)
     return await call_plan(plan, kwargs, solver.context)
-

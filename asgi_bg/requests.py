@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from http.cookies import _unquote  # type: ignore[attr-defined]
+from http.cookies import _unquote
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -111,7 +111,7 @@ class Request:
         state = self.scope.get("asgi_bg.state")
         if state is None:
             state = self.scope["asgi_bg.state"] = State(self.scope.get("state"))
-        return state  # type: ignore[no-any-return]
+        return state
 
     @property
     def app(self) -> App:

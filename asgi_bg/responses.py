@@ -73,7 +73,8 @@ class Response:
         return str(content).encode(self.charset)
 
     def _init_headers(self, headers: Mapping[str, str] | None) -> list[tuple[bytes, bytes]]:
-        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+        items = (headers or {}).items()
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in items]
         present = {k for k, _ in raw}
         if b"content-length" not in present and self._has_length():
             raw.append((b"content-length", str(len(self.body)).encode()))

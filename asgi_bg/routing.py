@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from ._context import CONTEXT_KEY, RequestContext
-from ._types import ASGIApp, Receive, Scope, Send
+from ._types import ASGIApp, Message, Receive, Scope, Send
 from .exceptions import ConfigurationError, HTTPException
 from .injection import Plan, Solver, compile_plan, run_endpoint
 from .requests import Request
@@ -131,8 +131,9 @@ class Route:
         types = {k: c.type for k, c in self.compiled.converters.items()}
         self.plan: Plan = compile_plan(endpoint, types, where=where)
         if self.plan.mode in ("gen", "agen"):
-            raise ConfigurationError(f"{where}: a generator cannot be an endpoint; "
-                                     "return a StreamingResponse instead")
+            raise ConfigurationError(
+                f"{where}: a generator cannot be an endpoint; return a StreamingResponse instead"
+            )
         self.handle = self._pick_handler()
 
     def _pick_handler(self) -> Endpoint:
@@ -425,7 +426,7 @@ class _HeadOnly:
         self.endpoint = endpoint
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def send_headers_only(message: dict[str, Any]) -> None:
+        async def send_headers_only(message: Message) -> None:
             if message["type"] == "http.response.body":
                 if message.get("more_body", False):
                     return
@@ -433,4 +434,3 @@ class _HeadOnly:
             await send(message)
 
         await self.endpoint(scope, receive, send_headers_only)
-
