@@ -1,0 +1,173 @@
+"""Tables (terminal and Markdown), the raw JSON, the PNG chart and the docs section."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, is_dataclass
+from pathlib import Path
+
+from benchmarks.contenders import LABELS, NAMES, REFERENCES
+from benchmarks.inprocess import Samples
+from benchmarks.overhttp import SERVERS, HttpRecord
+from benchmarks.summary import HttpSummaries, InProcessSummary, Target, server_ratios
+from benchmarks.workload import ENDPOINTS_BY_KEY
+
+SERVER_LABELS = {server.name: server.label for server in SERVERS}
+DOCS_START = "<!-- bench:start -->"
+DOCS_END = "<!-- bench:end -->"
+
+
+def render(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
+    """A table: Markdown for the docs, aligned plain text for the terminal."""
+    if markdown:
+        rule = ["---"] + ["---:"] * (len(headers) - 1)
+        lines = [headers, rule, *rows]
+        return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = [headers, ["-" * width for width in widths], *rows]
+    return "\n".join("  ".join(map(str.ljust, cells, widths)).rstrip() for cells in lines)
+
+
+def _ratio_cells(ratios: dict[str, float]) -> list[str]:
+    return [f"{ratios[ref]:.2f}" if ref in ratios else "-" for ref in REFERENCES]
+
+
+def _ordered(names: Mapping[str, object]) -> list[str]:
+    return [name for name in NAMES if name in names]
+
+
+def inprocess_table(summary: InProcessSummary, mode: str, markdown: bool) -> str:
+    headers = ["endpoint", "contender", "µs/request", *(f"x {LABELS[ref]}" for ref in REFERENCES)]
+    rows = []
+    for key, by_contender in summary[mode].items():
+        for name in _ordered(by_contender):
+            found = by_contender[name]
+            label = ENDPOINTS_BY_KEY[key].label
+            rows.append([label, LABELS[name], f"{found.median:.1f}", *_ratio_cells(found.ratios)])
+    return render(headers, rows, markdown)
+
+
+def http_table(http: HttpSummaries, server: str, markdown: bool) -> str:
+    headers = ["endpoint", "contender", "req/s", "p50 ms", "p99 ms", "effective req/s"]
+    headers += ["effective x Starlette", "req/s x raw ASGI"]
+    rows = []
+    for key, by_contender in http[server].items():
+        for name in _ordered(by_contender):
+            found = by_contender[name]
+            effective_vs = found.effective.ratios.get("starlette")
+            rps_vs = found.rps.ratios.get("raw")
+            rows.append(
+                [
+                    ENDPOINTS_BY_KEY[key].label,
+                    LABELS[name],
+                    f"{found.rps.median:.0f}",
+                    f"{found.p50_ms:.2f}",
+                    f"{found.p99_ms:.2f}",
+                    f"{found.effective.median:.0f}",
+                    "-" if effective_vs is None else f"{effective_vs:.2f}",
+                    "-" if rps_vs is None else f"{rps_vs:.2f}",
+                ]
+            )
+    return render(headers, rows, markdown)
+
+
+def servers_table(http: HttpSummaries, records: list[HttpRecord], markdown: bool) -> str:
+    """The asgi_bg app under every server: req/s and the per-round ratio to uvicorn h11."""
+    ratios = server_ratios(records, "asgi_bg", "uvicorn-h11")
+    headers = ["endpoint", "server", "req/s", "p99 ms", "x uvicorn h11"]
+    rows = []
+    for server, by_endpoint in http.items():
+        for key, by_contender in by_endpoint.items():
+            found = by_contender.get("asgi_bg")
+            if found is None:
+                continue
+            ratio = ratios.get(server, {}).get(key)
+            rows.append(
+                [
+                    ENDPOINTS_BY_KEY[key].label,
+                    SERVER_LABELS[server],
+                    f"{found.rps.median:.0f}",
+                    f"{found.p99_ms:.2f}",
+                    "-" if ratio is None else f"{ratio:.2f}",
+                ]
+            )
+    return render(headers, rows, markdown)
+
+
+def targets_table(targets: list[Target], markdown: bool) -> str:
+    headers = ["target", "goal", "measured", "met", "note"]
+    rows = [
+        [
+            target.label,
+            target.goal,
+            "-" if target.measured is None else f"{target.measured:.2f}x",
+            {True: "yes", False: "NO", None: "not run"}[target.met],
+            target.note,
+        ]
+        for target in targets
+    ]
+    return render(headers, rows, markdown)
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """Everything one run measured, as written to JSON and shown in the tables."""
+
+    meta: dict[str, object]
+    skipped: dict[str, str]
+    samples: Samples
+    inprocess: InProcessSummary
+    records: list[HttpRecord]
+    http: HttpSummaries
+    targets: list[Target]
+
+
+def _sections(run: RunResult, markdown: bool) -> list[tuple[str, str]]:
+    sections = [
+        (
+            f"In-process, {mode} (median µs per request; x X = median per-round ratio)",
+            inprocess_table(run.inprocess, mode, markdown),
+        )
+        for mode in run.inprocess
+    ]
+    for server in run.http:
+        title = f"Over HTTP, {SERVER_LABELS[server]} ({run.meta['load_tool']})"
+        sections.append((title, http_table(run.http, server, markdown)))
+    if any(
+        "asgi_bg" in by_contender
+        for by_endpoint in run.http.values()
+        for by_contender in by_endpoint.values()
+    ):
+        sections.append(
+            ("The asgi_bg app under each server", servers_table(run.http, run.records, markdown))
+        )
+    sections.append(("Issue 4 targets", targets_table(run.targets, markdown)))
+    return sections
+
+
+def text(run: RunResult, markdown: bool) -> str:
+    """The whole report; Markdown headings for the docs, underlined titles for the terminal."""
+    parts = [f"Machine: {run.meta['machine']}"]
+    parts += [f"Skipped {name}: {why}" for name, why in run.skipped.items()]
+    for title, table in _sections(run, markdown):
+        heading = f"### {title}" if markdown else f"{title}\n{'=' * len(title)}"
+        parts.append(f"{heading}\n\n{table}")
+    return "\n\n".join(parts) + "\n"
+
+
+def _plain(value: object) -> object:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    raise TypeError(f"not JSON serialisable: {value!r}")
+
+
+def write_json(run: RunResult, path: Path) -> None:
+    path.write_text(json.dumps(run, default=_plain, indent=1, ensure_ascii=False) + "\n")
+
+
+def update_docs(run: RunResult, page: Path) -> None:
+    """Replace the generated part of the performance page, between its two markers."""
+    content = page.read_text()
+    start, end = content.index(DOCS_START) + len(DOCS_START), content.index(DOCS_END)
+    page.write_text(f"{content[:start]}\n{text(run, markdown=True)}{content[end:]}")
