@@ -258,7 +258,7 @@ class HTTPConnection:
 
     async def send_continue(self) -> None:
         """RFC 9110 §15.2.1: `100 Continue` tells the client to send the body."""
-        event = h11.InformationalResponse(status_code=100, headers=[])
+        event = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
         await self.write(self.h11.send(event) or b"")
 
     # -- closing ------------------------------------------------------------------

@@ -7,7 +7,7 @@ import signal
 from typing import Literal, Unpack
 
 import anyio
-from anyio.abc import CancelScope, TaskStatus
+from anyio.abc import TaskStatus
 
 from .._types import ASGIApp
 from .config import ServerOptions
@@ -27,7 +27,7 @@ class _SignalWatch:
         self.stop = anyio.Event()
         self.forced = False
 
-    async def watch(self, scope: CancelScope, *, task_status: TaskStatus[None]) -> None:
+    async def watch(self, scope: anyio.CancelScope, *, task_status: TaskStatus[None]) -> None:
         with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as received:
             task_status.started()  # handlers are in place before the server starts
             async for signum in received:

@@ -1,0 +1,95 @@
+"""`python -m asgi_bg module:attr` and the `asgi-bg` console script."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any, cast
+
+import anyio
+
+from .._types import ASGIApp
+from .config import DEFAULT_MAX_BODY, DEFAULT_MAX_HEADER_SIZE
+from .lifespan import LifespanFailure
+from .run import configure_logging, serve_until_signalled
+
+# Exit status when the app cannot be imported or its startup failed (as uvicorn).
+STARTUP_FAILURE = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, with the same defaults as `serve`."""
+    parser = argparse.ArgumentParser(
+        prog="asgi-bg", description="Serve an ASGI 3 application over HTTP/1.1."
+    )
+    add = parser.add_argument
+    add("app", help="the application, as module:attribute (e.g. main:app)")
+    add("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
+    add("--port", type=int, default=8000, help="port; 0 picks a free one (default: %(default)s)")
+    add("--shutdown-timeout", type=float, default=30.0, help="seconds in-flight work may take")
+    add("--keep-alive", type=float, default=5.0, help="idle keep-alive timeout, seconds")
+    add("--header-timeout", type=float, default=10.0, help="seconds to receive a request head")
+    add("--max-body", type=int, default=DEFAULT_MAX_BODY, help="largest request body, bytes")
+    add("--max-header-size", type=int, default=DEFAULT_MAX_HEADER_SIZE, help="bytes")
+    add("--root-path", default="", help="ASGI root_path, for apps mounted under a prefix")
+    add("--limit-concurrency", type=int, default=None, help="ASGI calls before 503")
+    add("--no-access-log", action="store_true", help="do not log one line per request")
+    add("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    add("--backend", default="asyncio", choices=["asyncio", "trio"], help="anyio backend")
+    add("--app-dir", default=".", help="directory put first on sys.path (default: %(default)s)")
+    add("--factory", action="store_true", help="the attribute is a factory returning the app")
+    return parser
+
+
+def load_app(target: str, *, factory: bool = False) -> ASGIApp:
+    """Import `module:attribute` (the attribute may be dotted)."""
+    module_name, sep, attr_path = target.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise ValueError(f"app must be given as module:attribute, not {target!r}")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr_path.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ValueError(f"{module_name!r} has no attribute {attr_path!r}") from None
+    if factory:
+        obj = obj()
+    if not callable(obj):
+        raise ValueError(f"{target!r} is not callable, so it is not an ASGI app")
+    return cast(ASGIApp, obj)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit status."""
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    logging.getLogger("asgi_bg").setLevel(args.log_level.upper())
+    sys.path.insert(0, args.app_dir)
+    try:
+        app = load_app(args.app, factory=args.factory)
+    except (ImportError, ValueError) as exc:
+        logging.getLogger("asgi_bg.server").error("Cannot load the app: %s", exc)
+        return STARTUP_FAILURE
+    try:
+        return anyio.run(_serve, app, args, backend=args.backend)
+    except LifespanFailure:
+        return STARTUP_FAILURE  # already logged with the app's message
+
+
+async def _serve(app: ASGIApp, args: argparse.Namespace) -> int:
+    return await serve_until_signalled(
+        app,
+        host=args.host,
+        port=args.port,
+        shutdown_timeout=args.shutdown_timeout,
+        keep_alive=args.keep_alive,
+        header_timeout=args.header_timeout,
+        max_body=args.max_body,
+        max_header_size=args.max_header_size,
+        root_path=args.root_path,
+        limit_concurrency=args.limit_concurrency,
+        access_log=not args.no_access_log,
+    )
