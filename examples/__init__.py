@@ -1,0 +1,1 @@
+"""Runnable example apps; the seed's examples come first."""

@@ -1,0 +1,34 @@
+"""The seed's dependency example, ``Annotated`` spelling.
+
+A plain ``def`` dependency and the handler receive the same ``BackgroundTasks`` object;
+with ``?q=...`` the log gets the query line first, then the message line.
+"""
+
+from typing import Annotated
+
+from asgi_bg import App, BackgroundTasks, Depends
+
+from ._paths import log_path
+
+app = App()
+
+
+def write_log(message: str) -> None:
+    with open(log_path(), mode="a") as log:
+        log.write(message)
+
+
+def get_query(background_tasks: BackgroundTasks, q: str | None = None) -> str | None:
+    if q:
+        message = f"found query: {q}\n"
+        background_tasks.add_task(write_log, message)
+    return q
+
+
+@app.post("/send-notification/{email}")
+async def send_notification(
+    email: str, background_tasks: BackgroundTasks, q: Annotated[str, Depends(get_query)]
+) -> dict[str, str]:
+    message = f"message to {email}\n"
+    background_tasks.add_task(write_log, message)
+    return {"message": "Message sent"}

@@ -1,0 +1,30 @@
+"""The seed's dependency example, ``q: str = Depends(get_query)`` spelling."""
+
+from asgi_bg import App, BackgroundTasks, Depends
+
+from ._paths import log_path
+
+app = App()
+
+
+def write_log(message: str) -> None:
+    with open(log_path(), mode="a") as log:
+        log.write(message)
+
+
+def get_query(background_tasks: BackgroundTasks, q: str | None = None) -> str | None:
+    if q:
+        message = f"found query: {q}\n"
+        background_tasks.add_task(write_log, message)
+    return q
+
+
+@app.post("/send-notification/{email}")
+async def send_notification(
+    email: str,
+    background_tasks: BackgroundTasks,
+    q: str = Depends(get_query),  # noqa: B008 - FastAPI's default-value spelling, on purpose
+) -> dict[str, str]:
+    message = f"message to {email}\n"
+    background_tasks.add_task(write_log, message)
+    return {"message": "Message sent"}
