@@ -166,36 +166,45 @@ class HTTPConnection:
         self, cycle: RequestCycle, sink: MemoryObjectSendStream[Message], event: Any
     ) -> bool:
         """Hand the request body to the app chunk by chunk; False if the exchange failed."""
-        received = 0
         try:
-            while not isinstance(event, h11.EndOfMessage):
-                if not isinstance(event, h11.Data):
-                    event = await self._next_event()
-                    continue
-                chunk = bytes(event.data)
-                received += len(chunk)
-                if received > self._state.config.max_body:
-                    return await self._refuse_body(cycle, 413)
-                event = self.h11.next_event()
-                # PERF: a body already complete in the buffer reaches the app as one
-                # final message instead of a chunk plus an empty final one.
-                final = isinstance(event, h11.EndOfMessage)
-                await sink.send({"type": "http.request", "body": chunk, "more_body": not final})
-                if final:
-                    return True
-            await sink.send(dict(_FINAL_EMPTY_BODY))
-            return True
+            with sink:  # closed whatever happens: an app still waiting sees a disconnect
+                return await self._pump_chunks(cycle, sink, event)
         except h11.RemoteProtocolError as exc:
             if self._eof:  # the client left halfway through its body
                 cycle.disconnect()
                 return False
             return await self._refuse_body(cycle, exc.error_status_hint)
 
+    async def _pump_chunks(
+        self, cycle: RequestCycle, sink: MemoryObjectSendStream[Message], event: Any
+    ) -> bool:
+        received = 0
+        while not isinstance(event, h11.EndOfMessage):
+            if not isinstance(event, h11.Data):
+                event = await self._next_event()
+                continue
+            chunk = bytes(event.data)
+            received += len(chunk)
+            if received > self._state.config.max_body:
+                return await self._refuse_body(cycle, 413)
+            event = self.h11.next_event()
+            # PERF: a body already complete in the buffer reaches the app as one
+            # final message instead of a chunk plus an empty final one.
+            final = isinstance(event, h11.EndOfMessage)
+            await sink.send({"type": "http.request", "body": chunk, "more_body": not final})
+            if final:
+                return True
+        await sink.send(dict(_FINAL_EMPTY_BODY))
+        return True
+
     async def _refuse_body(self, cycle: RequestCycle, status: int) -> bool:
         # Too large (413) or badly framed (400) halfway through: answer in the app's
         # place if it has not started, otherwise the connection just closes.
         if cycle.take_over():
-            await self.write_simple(status, close=True, head=cycle.scope["method"] == "HEAD")
+            # Shielded (and bounded): the app may return meanwhile, which cancels the
+            # scope of this exchange, and the answer must still go out whole.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_LINGER):
+                await self.write_simple(status, close=True, head=cycle.scope["method"] == "HEAD")
         return False
 
     async def _watch(self, cycle: RequestCycle) -> None:

@@ -108,17 +108,20 @@ class RequestCycle:
                 await self._answer_failure()
         finally:
             requests.discard(self)
+            if self._body_recv is not None:
+                self._body_recv.close()
             self._signal_done()
 
     async def _answer_failure(self) -> None:
-        # Before the response started the server can still answer 500; after, the
-        # framing cannot be finished, so the only honest signal is closing.
+        # While no byte of the response is out the server can still answer 500 (the
+        # head is held back until the first body message); after that the framing
+        # cannot be finished, so the only honest signal is closing.
         if self.gone or self.complete:
             return
-        if self.started:
+        if self._headers_sent:
             self.must_close = True
             return
-        self.started = True
+        self.started = self._headers_sent = True
         if await self._conn.write_simple(500, head=self._head, close=False):
             self._mark_complete(500)
 
@@ -146,7 +149,7 @@ class RequestCycle:
             self.must_close = True
             return False
         self.started = True
-        self.disconnect()
+        self.gone = True  # the connection calls `disconnect` once its answer is out
         return True
 
     def _signal_done(self) -> None:
