@@ -56,11 +56,12 @@ class Lifespan:
             logger.error("Application shutdown did not finish within %.1f s", wait_limit)
 
     async def _exchange(self, kind: str) -> Message | None:
+        if self._exited:
+            return None
         self._replied = anyio.Event()
         self._reply = None
         self._to_app.send_nowait({"type": kind})
-        if not self._exited:
-            await self._replied.wait()
+        await self._replied.wait()
         return self._reply
 
     async def _run(self) -> None:
@@ -83,6 +84,8 @@ class Lifespan:
                 logger.info("ASGI lifespan not supported by the app; continuing")
         finally:
             self._exited = True
+            self._to_app.close()
+            self._from_server.close()
             self._replied.set()
 
     async def _receive(self) -> Message:

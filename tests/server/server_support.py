@@ -14,6 +14,7 @@ from anyio.abc import ByteStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from asgi_bg._types import Message, Receive, Scope, Send
+from asgi_bg.server import serve
 from asgi_bg.server.config import ServerConfig, ServerOptions
 from asgi_bg.server.connection import HTTPConnection
 from asgi_bg.server.state import ServerState
@@ -44,6 +45,10 @@ class MemoryByteStream(ByteStream):
     async def send_eof(self) -> None:
         self._outgoing.close()
 
+    def buffered(self) -> int:
+        """Bytes sent to this end and not read yet."""
+        return len(self._pending) + sum(len(chunk) for chunk in self._incoming._state.buffer)
+
     async def aclose(self) -> None:
         self._outgoing.close()
         self._incoming.close()
@@ -67,7 +72,7 @@ class Reply:
 class ScriptedClient:
     """Writes raw bytes, parses whatever comes back."""
 
-    def __init__(self, stream: MemoryByteStream) -> None:
+    def __init__(self, stream: ByteStream) -> None:
         self.stream = stream
         self._leftover = b""
         self._closed = False
@@ -81,7 +86,7 @@ class ScriptedClient:
             return data
         try:
             return await self.stream.receive()
-        except anyio.EndOfStream:
+        except (anyio.EndOfStream, anyio.BrokenResourceError):
             return b""
 
     async def response(self, method: bytes = b"GET") -> Reply:
@@ -171,3 +176,44 @@ async def echo_app(scope: Scope, receive: Receive, send: Send) -> None:
 
 def message_types(messages: list[Message]) -> list[str]:
     return [str(m["type"]) for m in messages]
+
+
+@dataclass
+class Running:
+    port: int
+    stop: anyio.Event
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@asynccontextmanager
+async def running(app: Any, **options: Unpack[ServerOptions]) -> AsyncIterator[Running]:
+    """`serve` on a free loopback port; a graceful shutdown when the block exits."""
+    stop = anyio.Event()
+    options.setdefault("port", 0)
+    with anyio.fail_after(STEP_LIMIT * 2):
+        async with anyio.create_task_group() as group:
+            port = await group.start(_serve_until, app, stop, options)
+            yield Running(port, stop)
+            stop.set()
+
+
+async def _serve_until(
+    app: Any, stop: anyio.Event, options: ServerOptions, *, task_status: Any
+) -> None:
+    await serve(app, shutdown_trigger=stop.wait, task_status=task_status, **options)
+
+
+async def http_get(port: int, raw: bytes) -> bytes:
+    """One raw exchange on a fresh loopback connection, read until the server closes."""
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(raw)
+        data = b""
+        with anyio.fail_after(STEP_LIMIT):
+            while True:
+                try:
+                    data += await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    return data
