@@ -60,9 +60,13 @@ class HTTPConnection:
         async with anyio.create_task_group() as calls:
             try:
                 await self._serve(calls)
-            finally:
+            except BaseException:
+                # Cancelled (forced shutdown) or broken: close without lingering.
                 with anyio.CancelScope(shield=True):
-                    await self._close()
+                    await self._stream.aclose()
+                raise
+            with anyio.CancelScope(shield=True):
+                await self._close()
 
     async def _serve(self, calls: TaskGroup) -> None:
         idle_timeout = self._state.config.header_timeout
@@ -280,8 +284,8 @@ class HTTPConnection:
     async def _linger(self) -> None:
         # RFC 9112 §9.6: after a response, half-close and read until the client closes,
         # so request bytes we never read cannot make the kernel reset the connection and
-        # destroy the response still in flight. Nothing was answered when idle: skip.
-        if self._eof or self.h11.our_state is h11.IDLE:
+        # destroy the response still in flight. Idle, or no whole response: skip.
+        if self._eof or self.h11.our_state not in (h11.DONE, h11.MUST_CLOSE):
             return
         try:
             await self._stream.send_eof()

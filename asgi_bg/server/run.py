@@ -11,6 +11,7 @@ from anyio.abc import TaskStatus
 
 from .._types import ASGIApp
 from .config import ServerOptions
+from .lifespan import LifespanFailure
 from .server import serve
 from .state import logger
 
@@ -45,10 +46,16 @@ class _SignalWatch:
 async def serve_until_signalled(app: ASGIApp, **options: Unpack[ServerOptions]) -> int:
     """Serve until a signal; the process exit status (0, or 1 when forced)."""
     signals = _SignalWatch()
+    failure: LifespanFailure | None = None
     async with anyio.create_task_group() as group:
         await group.start(signals.watch, group.cancel_scope)
-        await serve(app, shutdown_trigger=signals.stop.wait, **options)
+        try:
+            await serve(app, shutdown_trigger=signals.stop.wait, **options)
+        except LifespanFailure as exc:
+            failure = exc  # re-raised below, outside the group, so it is not wrapped
         group.cancel_scope.cancel()  # stop watching signals
+    if failure is not None:
+        raise failure
     return FORCED_EXIT if signals.forced else 0
 
 

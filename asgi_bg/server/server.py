@@ -107,11 +107,11 @@ class Server:
     async def _drain(self, connections: TaskGroup) -> None:
         """Close idle connections, let busy ones finish, cancel what outlives the timeout."""
         self.state.shutting_down = True
+        for connection in list(self._connections):
+            connection.shutdown()
         logger.info("Shutting down: waiting for %d connection(s)", len(self._connections))
         if not self._connections:
             return
-        for connection in list(self._connections):
-            connection.shutdown()
         with anyio.move_on_after(self.config.shutdown_timeout):
             await self._drained.wait()
         if self._connections:

@@ -1,0 +1,118 @@
+"""`python -m asgi_bg` in a subprocess: startup, signals, exit codes.
+
+The served process runs on the same anyio backend as the test.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+from anyio.abc import Process
+from server_support import ScriptedClient
+
+from asgi_bg.server.cli import build_parser, load_app
+
+pytestmark = pytest.mark.anyio
+
+HERE = str(Path(__file__).parent)
+LIMIT = 10.0  # a subprocess start includes imports; still far above what it takes
+
+
+class ServerProcess:
+    def __init__(self, process: Process) -> None:
+        self.process = process
+        self.output = ""
+        self._buffer = b""
+
+    async def wait_for(self, pattern: str) -> re.Match[str]:
+        """Read stderr until a line matches `pattern`."""
+        assert self.process.stderr is not None
+        with anyio.fail_after(LIMIT):
+            while True:
+                while b"\n" in self._buffer:
+                    line, self._buffer = self._buffer.split(b"\n", 1)
+                    text = line.decode()
+                    self.output += text + "\n"
+                    if match := re.search(pattern, text):
+                        return match
+                self._buffer += await self.process.stderr.receive()
+
+    async def exit_code(self) -> int:
+        assert self.process.stderr is not None
+        with anyio.fail_after(LIMIT):
+            try:
+                while True:
+                    self._buffer += await self.process.stderr.receive()
+            except anyio.EndOfStream:
+                self.output += self._buffer.decode()
+            return await self.process.wait()
+
+
+@asynccontextmanager
+async def cli(*args: str, backend: str) -> AsyncIterator[ServerProcess]:
+    command = [sys.executable, "-m", "asgi_bg", *args, "--app-dir", HERE, "--backend", backend]
+    async with await anyio.open_process(command) as process:
+        try:
+            yield ServerProcess(process)
+        finally:
+            if process.returncode is None:
+                process.kill()
+
+
+async def connect_and_wait(server: ServerProcess) -> ScriptedClient:
+    port = int((await server.wait_for(r"serving on http://127\.0\.0\.1:(\d+)")).group(1))
+    client = ScriptedClient(await anyio.connect_tcp("127.0.0.1", port))
+    await client.send(b"POST /wait-for-body HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\n")
+    await server.wait_for("MARK waiting for the body")
+    return client
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_signal_shuts_down_gracefully(anyio_backend: str, signum: signal.Signals) -> None:
+    async with cli("server_apps:app", "--port", "0", backend=anyio_backend) as server:
+        client = await connect_and_wait(server)
+        server.process.send_signal(signum)
+        await server.wait_for("waiting for 1 connection")
+        await client.send(b"abc")  # the in-flight request may still finish
+        reply = await client.response(method=b"POST")
+        assert (reply.status, reply.body) == (200, b"got abc")
+        assert reply.headers[b"connection"] == b"close"
+        await client.stream.aclose()
+        assert await server.exit_code() == 0
+    assert "MARK lifespan shutdown" in server.output
+
+
+async def test_second_signal_forces_exit(anyio_backend: str) -> None:
+    async with cli("server_apps:app", "--port", "0", backend=anyio_backend) as server:
+        client = await connect_and_wait(server)
+        server.process.send_signal(signal.SIGINT)
+        await server.wait_for("shutting down gracefully")
+        server.process.send_signal(signal.SIGINT)
+        assert await server.exit_code() == 1
+        await client.stream.aclose()
+    assert "forcing exit" in server.output
+
+
+async def test_failed_startup_exits_with_3(anyio_backend: str) -> None:
+    async with cli("server_apps:failing_startup", "--port", "0", backend=anyio_backend) as server:
+        assert await server.exit_code() == 3
+    assert "Application startup failed: no database" in server.output
+
+
+def test_unknown_app_is_reported() -> None:
+    with pytest.raises(ValueError, match="has no attribute 'nope'"):
+        load_app("server_apps:nope")
+    with pytest.raises(ValueError, match="module:attribute"):
+        load_app("server_apps")
+
+
+def test_options_default_like_serve() -> None:
+    args = build_parser().parse_args(["m:app"])
+    assert (args.host, args.port, args.max_body) == ("127.0.0.1", 8000, 4 * 1024 * 1024)
