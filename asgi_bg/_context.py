@@ -33,8 +33,7 @@ class RequestContext:
         "teardowns",
     )
 
-    def __init__(self, send: Send) -> None:
-        self._send = send
+    def __init__(self) -> None:
         self.tasks: BackgroundTasks | None = None
         self.response_background: list[BackgroundTask] = []
         self.teardowns: list[Teardown] = []
@@ -42,14 +41,18 @@ class RequestContext:
         self.cache: dict[Any, Any] | None = None
         self.started = False
 
-    async def send(self, message: Message) -> None:
-        """The server's ``send``, noting that the response has started."""
+    def tracking(self, send: Send) -> Send:
+        """Wrap ``send`` to note when the response starts.
+
+        Only needed where code we do not control sends (user middleware, mounted apps);
+        asgi_bg's own responses set ``started`` themselves.
+        """
+        self._send = send
+        return self._tracked_send
+
+    async def _tracked_send(self, message: Message) -> None:
         self.started = True
         await self._send(message)
-
-    def has_work(self) -> bool:
-        """True when anything must run after the response."""
-        return bool(self.tasks or self.response_background or self.teardowns)
 
     def background_tasks(self) -> BackgroundTasks:
         """The request's one ``BackgroundTasks`` object, created on first use."""

@@ -114,10 +114,31 @@ class App:
     # --- ASGI ---------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._other_scope(scope, receive, send)
+            return
+        context = RequestContext()
+        scope[CONTEXT_KEY] = context
+        scope["app"] = self
+        try:
+            if self._middleware:
+                # User middleware may send on its own: track the start of the response.
+                await (self._stack or self._build_stack())(scope, receive, context.tracking(send))
+            else:
+                # PERF: without middleware the router is called directly; each layer
+                # skipped saved ~0.3 µs of a ~4 µs request in the quick in-process loop.
+                await self.router.resolve(scope)(scope, receive, send)
+        except Exception as exc:
+            await self._on_error(scope, receive, send, context, exc)
+        except BaseException:
+            await self._abandon(scope, context)
+            raise
+        if context.tasks or context.response_background or context.teardowns:
+            await self._after_response(scope, context)
+
+    async def _other_scope(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "lifespan":
+        if kind == "lifespan":
             await self._lifespan(scope, receive, send)
         elif kind == "websocket":
             # No WebSocket routes yet: refuse cleanly rather than leave the client hanging.
@@ -126,32 +147,32 @@ class App:
         else:
             raise RuntimeError(f"asgi_bg does not serve {kind!r} scopes")
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        context = RequestContext(send)
-        scope[CONTEXT_KEY] = context
-        scope["app"] = self
-        try:
-            await (self._stack or self._build_stack())(scope, receive, context.send)
-        except Exception as exc:
-            await self._unhandled(scope, receive, context, exc)
-        except BaseException:
-            await self._abandon(scope, context)
-            raise
-        if context.has_work():
-            await self._after_response(scope, context)
-
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The router, with exception handlers (inside the user middleware)."""
+        """The router with the exception handlers: the innermost layer under user middleware."""
         try:
-            await self.router(scope, receive, send)
+            await self.router.resolve(scope)(scope, receive, send)
         except Exception as exc:
             handler = self._handler_for(exc)
             if handler is None:
                 raise
-            if scope[CONTEXT_KEY].started:
-                raise RuntimeError("Handled an exception after the response started") from exc
-            response = await _call_handler(handler, Request(scope, receive), exc)
-            await response(scope, receive, send)
+            await self._respond_with_handler(scope, receive, send, handler, exc)
+
+    async def _on_error(
+        self, scope: Scope, receive: Receive, send: Send, context: RequestContext, exc: Exception
+    ) -> None:
+        handler = None if self._middleware else self._handler_for(exc)
+        if handler is None:
+            await self._unhandled(scope, receive, send, context, exc)
+        else:
+            await self._respond_with_handler(scope, receive, send, handler, exc)
+
+    async def _respond_with_handler(
+        self, scope: Scope, receive: Receive, send: Send, handler: ExceptionHandler, exc: Exception
+    ) -> None:
+        if scope[CONTEXT_KEY].started:
+            raise RuntimeError("Handled an exception after the response started") from exc
+        response = await _call_handler(handler, Request(scope, receive), exc)
+        await response(scope, receive, send)
 
     def _handler_for(self, exc: BaseException) -> ExceptionHandler | None:
         handlers = self._handlers
@@ -163,7 +184,7 @@ class App:
         return None
 
     async def _unhandled(
-        self, scope: Scope, receive: Receive, context: RequestContext, exc: Exception
+        self, scope: Scope, receive: Receive, send: Send, context: RequestContext, exc: Exception
     ) -> None:
         """Log, record for the test client, and answer 500 if nothing was sent yet."""
         label = _label(scope)
@@ -180,7 +201,7 @@ class App:
             response = PlainTextResponse("".join(traceback.format_exception(exc)), 500)
         else:
             response = PlainTextResponse("Internal Server Error", 500)
-        await response(scope, receive, context.send)
+        await response(scope, receive, send)
 
     async def _after_response(self, scope: Scope, context: RequestContext) -> None:
         """The post-send hook: tasks in order, then generator-dependency teardowns."""

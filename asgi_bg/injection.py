@@ -415,6 +415,12 @@ async def solve(plan: Plan, solver: Solver) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     for name, dependency in plan.dependencies:
         kwargs[name] = await _resolve(dependency, solver)
+    extract_into(kwargs, plan, solver)
+    return kwargs
+
+
+def extract_into(kwargs: dict[str, Any], plan: Plan, solver: Solver) -> dict[str, Any]:
+    """Fill the parameters read straight from the request (no dependencies)."""
     for name, loc, extract in plan.extractors:
         try:
             kwargs[name] = extract(solver)
@@ -443,9 +449,10 @@ async def _resolve(dependency: Dependency, solver: Solver) -> Any:
         return None  # its own inputs are invalid: the 422 will say so; don't call it
     value = await call_plan(plan, kwargs, solver.context)
     if dependency.use_cache:
-        if cache is None:
-            cache = solver.context.cache = {}
-        cache[plan.call] = value
+        # Re-read: resolving this dependency's own dependencies may have created the cache.
+        if solver.context.cache is None:
+            solver.context.cache = {}
+        solver.context.cache[plan.call] = value
     return value
 
 
@@ -485,7 +492,12 @@ async def run_endpoint(plan: Plan, solver: Solver) -> Any:
     """Solve the endpoint's parameters, raise one 422 listing every error, then call it."""
     if plan.body_fields:
         await read_body(solver)
-    kwargs = await solve(plan, solver)
+    if plan.dependencies:
+        kwargs = await solve(plan, solver)
+    else:
+        kwargs = extract_into({}, plan, solver)
     if solver.errors:
         raise RequestValidationError(solver.errors)
+    if plan.mode == "async":
+        return await plan.call(**kwargs)
     return await call_plan(plan, kwargs, solver.context)

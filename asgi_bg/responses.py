@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import enum
+import functools
 import hashlib
 import json
 import mimetypes
@@ -73,24 +74,20 @@ class Response:
         return str(content).encode(self.charset)
 
     def _init_headers(self, headers: Mapping[str, str] | None) -> list[tuple[bytes, bytes]]:
-        items = (headers or {}).items()
-        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in items]
-        present = {k for k, _ in raw}
+        raw: list[tuple[bytes, bytes]] = []
+        present: set[bytes] = set()
+        if headers:
+            raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+            present = {k for k, _ in raw}
         if b"content-length" not in present and self._has_length():
             raw.append((b"content-length", str(len(self.body)).encode()))
         if b"content-type" not in present and self.media_type is not None:
-            raw.append((b"content-type", self._content_type().encode("latin-1")))
+            raw.append(content_type_header(self.media_type, self.charset))
         return raw
 
     def _has_length(self) -> bool:
         # RFC 9110 section 8.6: no content-length on 1xx and 204 responses.
         return not (self.status_code < 200 or self.status_code == 204)
-
-    def _content_type(self) -> str:
-        media_type = self.media_type or ""
-        if media_type.startswith("text/") and "charset=" not in media_type:
-            return f"{media_type}; charset={self.charset}"
-        return media_type
 
     @property
     def headers(self) -> MutableHeaders:
@@ -140,13 +137,17 @@ class Response:
         self.set_cookie(key, "", 0, 0, path, domain, secure, httponly, samesite)
 
     def hand_over_background(self, scope: Scope) -> bool:
-        """Give ``background`` to the app's runner; False when not served by an ``App``."""
-        if self.background is None:
-            return True
+        """Tell the app the response starts and give it ``background`` to run afterwards.
+
+        Returns False when not served by an asgi_bg ``App``: the caller then runs the
+        background itself, after the body.
+        """
         context = scope.get(CONTEXT_KEY)
         if context is None:
-            return False
-        context.add_response_background(self.background)
+            return self.background is None
+        context.started = True
+        if self.background is not None:
+            context.add_response_background(self.background)
         return True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -164,6 +165,14 @@ async def _run_detached_background(background: Background) -> None:
     # so run the tasks here, after the body, as Starlette would.
     if background is not None:
         await background()
+
+
+@functools.cache
+def content_type_header(media_type: str, charset: str) -> tuple[bytes, bytes]:
+    """The ``content-type`` header for a media type; text types get the charset."""
+    if media_type.startswith("text/") and "charset=" not in media_type:
+        media_type = f"{media_type}; charset={charset}"
+    return (b"content-type", media_type.encode("latin-1"))
 
 
 def _cookie_expires(expires: datetime.datetime | str | int) -> str:
@@ -201,9 +210,14 @@ def json_default(obj: Any) -> Any:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
-_encode_json = json.JSONEncoder(
+_json_encoder = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=json_default
-).encode
+)
+
+
+def encode_json(content: Any) -> bytes:
+    """Compact UTF-8 JSON, as ``JSONResponse`` sends it."""
+    return _json_encoder.encode(content).encode("utf-8")
 
 
 class JSONResponse(Response):
@@ -213,7 +227,7 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         """Encode ``content`` as compact UTF-8 JSON."""
-        return _encode_json(content).encode("utf-8")
+        return encode_json(content)
 
 
 class RedirectResponse(Response):

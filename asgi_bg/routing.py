@@ -8,6 +8,7 @@ route is added.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Callable, Iterable
@@ -21,7 +22,15 @@ from ._types import ASGIApp, Message, Receive, Scope, Send
 from .exceptions import ConfigurationError, HTTPException
 from .injection import Plan, Solver, compile_plan, run_endpoint
 from .requests import Request
-from .responses import JSONResponse, RedirectResponse, Response
+from .responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    content_type_header,
+    encode_json,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -134,6 +143,8 @@ class Route:
             raise ConfigurationError(
                 f"{where}: a generator cannot be an endpoint; return a StreamingResponse instead"
             )
+        self._content_type = (b"content-type", b"")
+        self._encode = self._pick_encoder()
         self.handle = self._pick_handler()
 
     def _pick_handler(self) -> Endpoint:
@@ -149,32 +160,65 @@ class Route:
         context: RequestContext = scope[CONTEXT_KEY]
         try:
             result = await run_endpoint(self.plan, Solver(Request(scope, receive), context))
-            response = self._render(result)
+            body = self._render(result)
         except BaseException as exc:
             context.error = exc
             raise
-        await response(scope, receive, send)
+        await self._respond(scope, receive, send, context, body)
 
     async def _handle_async_bare(self, scope: Scope, receive: Receive, send: Send) -> None:
+        context: RequestContext = scope[CONTEXT_KEY]
         try:
-            response = self._render(await self.endpoint())
+            body = self._render(await self.endpoint())
         except BaseException as exc:
-            scope[CONTEXT_KEY].error = exc
+            context.error = exc
             raise
-        await response(scope, receive, send)
+        await self._respond(scope, receive, send, context, body)
 
     async def _handle_sync_bare(self, scope: Scope, receive: Receive, send: Send) -> None:
+        context: RequestContext = scope[CONTEXT_KEY]
         try:
-            response = self._render(await anyio.to_thread.run_sync(self.endpoint))
+            body = self._render(await anyio.to_thread.run_sync(self.endpoint))
         except BaseException as exc:
-            scope[CONTEXT_KEY].error = exc
+            context.error = exc
             raise
-        await response(scope, receive, send)
+        await self._respond(scope, receive, send, context, body)
 
-    def _render(self, result: Any) -> Response:
+    def _render(self, result: Any) -> Response | bytes:
+        """The response to send: a ``Response`` as is, else the encoded body."""
         if isinstance(result, Response):
             return result
-        return self.response_class(result, self.status_code)
+        encode = self._encode
+        return (
+            encode(result) if encode is not None else self.response_class(result, self.status_code)
+        )
+
+    async def _respond(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        context: RequestContext,
+        body: Response | bytes,
+    ) -> None:
+        if not isinstance(body, bytes):
+            await body(scope, receive, send)
+            return
+        # PERF: for the stock response classes the route sends the two messages itself;
+        # building a response object cost ~1.1 µs of a 2.7 µs /hello (cProfile, in-process).
+        context.started = True
+        headers = [(b"content-length", str(len(body)).encode()), self._content_type]
+        await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def _pick_encoder(self) -> Callable[[Any], bytes] | None:
+        """The body encoder when the route can render without a response object."""
+        cls = self.response_class
+        if cls not in _DIRECT_RENDER or self.status_code < 200 or self.status_code in (204, 304):
+            return None
+        assert cls.media_type is not None
+        self._content_type = content_type_header(cls.media_type, cls.charset)
+        return _DIRECT_RENDER[cls]
 
     def url_path_for(self, name: str, params: dict[str, Any]) -> str | None:
         """This route's path for ``params`` if ``name`` is its name, else None."""
@@ -220,6 +264,9 @@ class Mount:
         child["root_path"] = root_path + self.path
         if not scope["path"].startswith(root_path):
             child["path"] = root_path + scope["path"]  # normalise the old convention
+        context: RequestContext | None = scope.get(CONTEXT_KEY)
+        if context is not None:
+            send = context.tracking(send)  # the mounted app sends on its own
         await self.app(child, receive, send)
 
     def __repr__(self) -> str:
@@ -370,6 +417,13 @@ class Router:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Find the endpoint for the request and run it; 404 / 405 otherwise."""
+        await self.resolve(scope)(scope, receive, send)
+
+    def resolve(self, scope: Scope) -> Endpoint:
+        """The endpoint for the request; raises ``HTTPException`` for 404 and 405.
+
+        Sets ``scope["path_params"]`` when a path with parameters matched.
+        """
         path: str = scope["path"]
         root_path: str = scope.get("root_path", "")
         if root_path and path.startswith(root_path):
@@ -378,12 +432,11 @@ class Router:
         if table is None:
             table = self._match_dynamic(scope, path)
             if table is None:
-                await self._no_route(scope, receive, send, path, root_path)
-                return
+                return self._no_route(scope, path, root_path)
         handler = table.get(scope["method"])
         if handler is None:
             raise HTTPException(405, headers={"Allow": ", ".join(sorted(table))})
-        await handler(scope, receive, send)
+        return handler
 
     def _match_dynamic(self, scope: Scope, path: str) -> dict[str, Endpoint] | None:
         for compiled, table in self._dynamic:
@@ -393,22 +446,31 @@ class Router:
                 return table
         return None
 
-    async def _no_route(
-        self, scope: Scope, receive: Receive, send: Send, path: str, root_path: str
-    ) -> None:
+    def _no_route(self, scope: Scope, path: str, root_path: str) -> Endpoint:
         for mount in self.mounts:
             if mount.matches(path):
-                await mount(scope, receive, send, root_path)
-                return
+                return functools.partial(mount, root_path=root_path)
         if self.redirect_slashes and scope["method"] in ("GET", "HEAD") and path != "/":
             other = path[:-1] if path.endswith("/") else path + "/"
             if self._knows(other):
-                await _redirect(scope, root_path + other)(scope, receive, send)
-                return
+                return _redirect(scope, root_path + other)
         raise HTTPException(404)
 
     def _knows(self, path: str) -> bool:
         return path in self._static or any(c.match(path) is not None for c, _ in self._dynamic)
+
+
+def _encode_text(content: Any) -> bytes:
+    if isinstance(content, bytes):
+        return content
+    return b"" if content is None else str(content).encode("utf-8")
+
+
+_DIRECT_RENDER: dict[type[Response], Callable[[Any], bytes]] = {
+    JSONResponse: encode_json,
+    PlainTextResponse: _encode_text,
+    HTMLResponse: _encode_text,
+}
 
 
 def _redirect(scope: Scope, path: str) -> Response:
