@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="short smoke run (about 2 minutes)")
     parser.add_argument("--rounds", type=int, help="in-process rounds (default 9, quick 2)")
     parser.add_argument("--requests", type=int, help="requests per batch (default 1000, quick 200)")
-    parser.add_argument("--http-rounds", type=int, help="HTTP rounds (default 2, quick 1)")
+    parser.add_argument("--http-rounds", type=int, help="HTTP rounds (default 3, quick 1)")
     parser.add_argument("--http-seconds", type=int, help="seconds of load per endpoint (default 2)")
     parser.add_argument("--no-http", action="store_true", help="in-process comparison only")
     parser.add_argument(
@@ -83,7 +83,7 @@ def _settings(
         endpoints=endpoints,
     )
     http = overhttp.HttpSettings(
-        rounds=_pick(args.http_rounds, args.quick, 2, 1),
+        rounds=_pick(args.http_rounds, args.quick, 3, 1),
         seconds=_pick(args.http_seconds, args.quick, 2, 1),
         connections=10,
         endpoints=(quick_http or endpoints) if args.quick else endpoints,
@@ -151,9 +151,9 @@ def _http_records(
     names: list[str],
     skipped: dict[str, str],
     progress: Callable[[str], None],
-) -> list[overhttp.HttpRecord]:
+) -> tuple[list[overhttp.HttpRecord], list[str]]:
     if args.no_http:
-        return []
+        return [], []
     servers, unavailable = overhttp.available_servers()
     for name, why in unavailable.items():
         skipped[f"server {name}"] = why
@@ -171,12 +171,13 @@ def _measure(args: argparse.Namespace, progress: Callable[[str], None]) -> repor
         progress(f"skipping {name}: {why}")
     progress(f"in-process: {', '.join(c.name for c in loaded)}; {local.rounds} rounds")
     samples = inprocess.run(loaded, local, progress)
-    records = _http_records(args, http, [c.name for c in loaded], skipped, progress)
+    records, failures = _http_records(args, http, [c.name for c in loaded], skipped, progress)
     local_summary = summary.summarise_inprocess(samples)
     http_summary = summary.summarise_http(records)
     return report.RunResult(
         meta=_meta(local, http, args.no_http),
         skipped=skipped,
+        failures=failures,
         samples=samples,
         inprocess=local_summary,
         records=records,
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     print(report.text(run, markdown=False))
     for path in _save(run, args.docs):
         progress(f"wrote {path.relative_to(ROOT)}")
-    return 0
+    return 1 if run.failures else 0
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -50,7 +50,8 @@ class Server:
 
 _UVICORN = (sys.executable, "-m", "uvicorn", "{app}", "--host", "127.0.0.1", "--port", "{port}")
 # Same loop everywhere: plain asyncio, no uvloop, no access log.
-_UVICORN_FLAGS = ("--loop", "asyncio", "--lifespan", "on", "--no-access-log")
+_QUIET = ("--no-access-log", "--log-level", "warning")
+_UVICORN_FLAGS = ("--loop", "asyncio", "--lifespan", "on", *_QUIET)
 SERVERS = (
     Server("uvicorn-h11", "uvicorn --http h11", (*_UVICORN, *_UVICORN_FLAGS, "--http", "h11")),
     Server(
@@ -61,7 +62,17 @@ SERVERS = (
     Server(
         "asgi_bg",
         "asgi_bg embedded server",
-        (sys.executable, "-m", "asgi_bg", "{app}", "--host", "127.0.0.1", "--port", "{port}"),
+        (
+            sys.executable,
+            "-m",
+            "asgi_bg",
+            "{app}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "{port}",
+            *_QUIET,
+        ),
     ),
 )
 
@@ -104,9 +115,6 @@ class HttpRecord:
     drain_s: float
     effective_rps: float
     socket_errors: int
-
-    def as_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 def _free_port() -> int:
@@ -250,17 +258,25 @@ def run(
     contenders: list[str],
     settings: HttpSettings,
     progress: Callable[[str], None],
-) -> list[HttpRecord]:
-    """Every round, every (server, contender) pair, every endpoint."""
+) -> tuple[list[HttpRecord], list[str]]:
+    """Every round, every (server, contender) pair, every endpoint; also the failed pairs.
+
+    A pair that fails (a server that does not start, a wrong answer) is reported and the
+    run goes on: one broken server must not throw away ten minutes of measurements.
+    """
     records: list[HttpRecord] = []
+    failures: list[str] = []
     for number in range(1, settings.rounds + 1):
         pairs = _pairs(servers, contenders, number - 1)
         for done, (server, contender) in enumerate(pairs, 1):
-            batch = _serve_and_load(server, contender, settings, number)
+            where = f"http round {number}/{settings.rounds} [{done}/{len(pairs)}]"
+            where += f" {server.name} {contender}"
+            try:
+                batch = _serve_and_load(server, contender, settings, number)
+            except BenchmarkError as exc:
+                failures.append(f"round {number}, {server.name}, {contender}: {exc}")
+                progress(f"{where}: FAILED: {exc}")
+                continue
             records.extend(batch)
-            rates = ", ".join(f"{r.endpoint} {r.rps:.0f}/s" for r in batch)
-            progress(
-                f"http round {number}/{settings.rounds} [{done}/{len(pairs)}] "
-                f"{server.name} {contender}: {rates}"
-            )
-    return records
+            progress(f"{where}: " + ", ".join(f"{r.endpoint} {r.rps:.0f}/s" for r in batch))
+    return records, failures

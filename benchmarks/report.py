@@ -116,6 +116,7 @@ class RunResult:
 
     meta: dict[str, object]
     skipped: dict[str, str]
+    failures: list[str]
     samples: Samples
     inprocess: InProcessSummary
     records: list[HttpRecord]
@@ -150,6 +151,7 @@ def text(run: RunResult, markdown: bool) -> str:
     """The whole report; Markdown headings for the docs, underlined titles for the terminal."""
     parts = [f"Machine: {run.meta['machine']}"]
     parts += [f"Skipped {name}: {why}" for name, why in run.skipped.items()]
+    parts += [f"FAILED {failure}" for failure in run.failures]
     for title, table in _sections(run, markdown):
         heading = f"### {title}" if markdown else f"{title}\n{'=' * len(title)}"
         parts.append(f"{heading}\n\n{table}")
