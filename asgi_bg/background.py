@@ -8,6 +8,7 @@ threads under its own limiter, and on shutdown cancels what is left and names it
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, ParamSpec
@@ -102,7 +103,7 @@ def as_task_list(background: BackgroundTask | BackgroundTasks | None) -> list[Ba
 class _Batch:
     """One request's tasks while they run; shutdown cancels it through ``cancel_scope``."""
 
-    __slots__ = ("cancel_scope", "label", "position", "stop")
+    __slots__ = ("cancel_scope", "in_thread", "label", "position", "progress", "stop")
 
     def __init__(self, label: str) -> None:
         self.label = label
@@ -110,6 +111,10 @@ class _Batch:
         self.cancel_scope = anyio.CancelScope()
         # Seen by the worker thread: once set, a thread trip starts no further task.
         self.stop = threading.Event()
+        # The current thread trip: how many tasks it was given, how many it finished
+        # (written by the worker thread).
+        self.in_thread = 0
+        self.progress = [0]
 
 
 class TaskRunner:
@@ -132,11 +137,20 @@ class TaskRunner:
         )
         self._batches: set[_Batch] = set()
         self._idle: anyio.Event | None = None
-        self._limiter: tuple[object, anyio.CapacityLimiter] | None = None
+        self._limiter: tuple[object, anyio.CapacityLimiter, anyio.CapacityLimiter] | None = None
 
     def stats(self) -> dict[str, int]:
         """Counts: ``scheduled, pending, running, succeeded, failed, cancelled, discarded``."""
-        return dict(self._counts)
+        counts = dict(self._counts)
+        for batch in self._batches:
+            # A thread trip counts all its tasks as running until it returns; what the
+            # thread really does is one task at a time, in order.
+            given, done = batch.in_thread, batch.progress[0]
+            current = 1 if done < given else 0
+            counts["succeeded"] += done
+            counts["running"] -= given - current
+            counts["pending"] += given - done - current
+        return counts
 
     async def join(self) -> None:
         """Wait until no task is pending or running."""
@@ -233,29 +247,39 @@ class TaskRunner:
         while end < len(tasks) and not tasks[end].is_async:
             end += 1
         run = tasks[start:end]
-        self._start(len(run))
-        progress = [0]  # tasks finished, written by the worker thread
-        try:
-            failure = await anyio.to_thread.run_sync(
-                _call_in_thread,
-                run,
-                batch.stop,
-                progress,
-                limiter=self._thread_limiter(),
-                abandon_on_cancel=True,
-            )
-        finally:
-            done = progress[0]
-            counts["running"] -= len(run)
-            counts["succeeded"] += done
-            # Whatever did not finish goes back to pending: the next trip starts it, or
-            # cancellation counts it as cancelled.
-            counts["pending"] += len(run) - done
-            batch.position = start + done
+        limiter, unbounded = self._thread_limiters()
+        # Take the app's thread token here, not in ``run_sync``: tasks waiting for a thread
+        # are pending, not running.
+        async with limiter:
+            self._start(len(run))
+            progress = batch.progress = [0]  # tasks finished, written by the worker thread
+            batch.in_thread = len(run)
+            try:
+                failure = await anyio.to_thread.run_sync(
+                    _call_in_thread,
+                    run,
+                    batch.stop,
+                    progress,
+                    limiter=unbounded,
+                    abandon_on_cancel=True,
+                )
+            finally:
+                batch.in_thread = 0
+                self._finish_run(run, progress[0], batch, start)
         if failure is not None:
+            done = progress[0]
             counts["pending"] -= 1
             batch.position += 1
             await self._failed(run[done], failure, batch, errors)
+
+    def _finish_run(self, run: list[BackgroundTask], done: int, batch: _Batch, start: int) -> None:
+        counts = self._counts
+        counts["running"] -= len(run)
+        counts["succeeded"] += done
+        # Whatever did not finish goes back to pending: the next trip starts it, or
+        # cancellation counts it as cancelled.
+        counts["pending"] += len(run) - done
+        batch.position = start + done
 
     def _start(self, n: int) -> None:
         self._counts["pending"] -= n
@@ -312,15 +336,17 @@ class TaskRunner:
             batch.cancel_scope.cancel()
         await self.join()
 
-    def _thread_limiter(self) -> anyio.CapacityLimiter:
+    def _thread_limiters(self) -> tuple[anyio.CapacityLimiter, anyio.CapacityLimiter]:
+        """The app's ``task_threads`` limiter, and an unbounded one for ``run_sync`` itself."""
         # A limiter belongs to one event loop; the same app may be driven by several
-        # loops in turn (test clients, benchmarks), so keep one per loop.
+        # loops in turn (test clients, benchmarks), so keep them per loop.
         token = anyio.lowlevel.current_token().native_token
         cached = self._limiter
         if cached is None or cached[0] is not token:
-            cached = (token, anyio.CapacityLimiter(self.threads))
+            limiters = (anyio.CapacityLimiter(self.threads), anyio.CapacityLimiter(math.inf))
+            cached = (token, *limiters)
             self._limiter = cached
-        return cached[1]
+        return cached[1], cached[2]
 
 
 def _call_in_thread(

@@ -271,10 +271,16 @@ class StreamingResponse(Response):
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
+        failure: Exception | None = None
         async with anyio.create_task_group() as group:
             group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
-            await self._stream_body(send)
+            try:
+                await self._stream_body(send)
+            except Exception as exc:
+                failure = exc  # raised as itself below: the task group would wrap it in a group
             group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
         if not handed_over:
             await _run_detached_background(self.background)
 

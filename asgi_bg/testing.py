@@ -409,7 +409,12 @@ class _Lifespan(AbstractAsyncContextManager["_Lifespan"]):
         try:
             await self._exchange("lifespan.shutdown", "lifespan.shutdown.complete")
         finally:
-            await self._group.__aexit__(None, None, None)
+            try:
+                await self._group.__aexit__(None, None, None)
+            finally:
+                # Unclosed streams warn when collected (an error under ``-W error``).
+                for stream in (self._to_app, self._app_inbox, self._from_app):
+                    stream.close()
 
     async def _run(self) -> None:
         scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": self.state}
