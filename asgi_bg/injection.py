@@ -39,13 +39,8 @@ _NO_BODY: Any = object()
 _INVALID_JSON: Any = object()
 
 
-class Depends:
-    """Declare a dependency: the parameter receives ``dependency``'s result.
-
-    The dependency is injected by the same rules as a handler and, with ``use_cache``
-    (the default), called at most once per request however often it is declared.
-    ``Depends()`` with no argument uses the parameter's annotation (a class).
-    """
+class DependsInfo:
+    """What ``Depends(...)`` returns: the dependency and its caching policy."""
 
     __slots__ = ("dependency", "use_cache")
 
@@ -60,7 +55,19 @@ class Depends:
         return f"Depends({name})"
 
 
-class _Param:
+# The markers are functions typed ``-> Any``, as in FastAPI, so that the default-value
+# spelling ``q: str = Depends(get_query)`` type-checks under mypy --strict.
+def Depends(dependency: Callable[..., Any] | None = None, *, use_cache: bool = True) -> Any:
+    """Declare a dependency: the parameter receives ``dependency``'s result.
+
+    The dependency is injected by the same rules as a handler and, with ``use_cache``
+    (the default), called at most once per request however often it is declared.
+    ``Depends()`` with no argument uses the parameter's annotation (a class).
+    """
+    return DependsInfo(dependency, use_cache=use_cache)
+
+
+class ParamInfo:
     """Base of the request-part markers; ``default`` ``...`` or omitted means required."""
 
     source = ""
@@ -71,17 +78,17 @@ class _Param:
         self.alias = alias
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(alias={self.alias!r})"
+        return f"{type(self).__name__.removesuffix('Info')}(alias={self.alias!r})"
 
 
-class Query(_Param):
+class QueryInfo(ParamInfo):
     """Read the parameter from the query string (the default for scalars)."""
 
     source = "query"
     __slots__ = ()
 
 
-class Header(_Param):
+class HeaderInfo(ParamInfo):
     """Read the parameter from a header; ``user_agent`` reads ``user-agent``."""
 
     source = "header"
@@ -98,14 +105,14 @@ class Header(_Param):
         self.convert_underscores = convert_underscores
 
 
-class Cookie(_Param):
+class CookieInfo(ParamInfo):
     """Read the parameter from a cookie."""
 
     source = "cookie"
     __slots__ = ()
 
 
-class Body(_Param):
+class BodyInfo(ParamInfo):
     """Read the parameter from the JSON body.
 
     With one body parameter the whole body is its value; with several, or with
@@ -120,6 +127,32 @@ class Body(_Param):
     ) -> None:
         super().__init__(default, alias=alias)
         self.embed = embed
+
+
+def Query(default: Any = _REQUIRED, *, alias: str | None = None) -> Any:
+    """Read the parameter from the query string (the default for scalars)."""
+    return QueryInfo(default, alias=alias)
+
+
+def Header(
+    default: Any = _REQUIRED, *, alias: str | None = None, convert_underscores: bool = True
+) -> Any:
+    """Read the parameter from a header; ``user_agent`` reads ``user-agent``."""
+    return HeaderInfo(default, alias=alias, convert_underscores=convert_underscores)
+
+
+def Cookie(default: Any = _REQUIRED, *, alias: str | None = None) -> Any:
+    """Read the parameter from a cookie."""
+    return CookieInfo(default, alias=alias)
+
+
+def Body(default: Any = _REQUIRED, *, alias: str | None = None, embed: bool = False) -> Any:
+    """Read the parameter from the JSON body.
+
+    With one body parameter the whole body is its value; with several, or with
+    ``embed=True``, each reads the key of its name from a JSON object.
+    """
+    return BodyInfo(default, alias=alias, embed=embed)
 
 
 class Solver:
@@ -236,7 +269,7 @@ def _compile_param(
     if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
         raise ConfigurationError(f"{where}: *args, **kwargs and positional-only are not injected")
     annotation, marker = _split_annotation(param)
-    if isinstance(marker, Depends):
+    if isinstance(marker, DependsInfo):
         dependency = marker.dependency or annotation
         if dependency is _REQUIRED or not callable(dependency):
             raise ConfigurationError(f"{where}: Depends() needs a callable or a class annotation")
@@ -258,14 +291,14 @@ def _compile_param(
     plan.extractors.append((param.name, (source, key) if key else (source,), extract))
 
 
-def _split_annotation(param: inspect.Parameter) -> tuple[Any, Depends | _Param | None]:
+def _split_annotation(param: inspect.Parameter) -> tuple[Any, DependsInfo | ParamInfo | None]:
     """The parameter's type and its marker, from ``Annotated[...]`` or from the default."""
     annotation = param.annotation
-    marker: Depends | _Param | None = None
+    marker: DependsInfo | ParamInfo | None = None
     if typing.get_origin(annotation) is Annotated:
         annotation, *extras = typing.get_args(annotation)
-        marker = next((e for e in extras if isinstance(e, Depends | _Param)), None)
-    if isinstance(param.default, Depends | _Param):
+        marker = next((e for e in extras if isinstance(e, DependsInfo | ParamInfo)), None)
+    if isinstance(param.default, DependsInfo | ParamInfo):
         marker = param.default
     return annotation, marker
 
@@ -286,8 +319,8 @@ def _get_tasks(solver: Solver) -> BackgroundTasks:
     return solver.context.background_tasks()
 
 
-def _default_of(param: inspect.Parameter, marker: Depends | _Param | None) -> Any:
-    if isinstance(marker, _Param) and marker is param.default:
+def _default_of(param: inspect.Parameter, marker: DependsInfo | ParamInfo | None) -> Any:
+    if isinstance(marker, ParamInfo) and marker is param.default:
         return marker.default
     return param.default
 
@@ -295,32 +328,32 @@ def _default_of(param: inspect.Parameter, marker: Depends | _Param | None) -> An
 def _param_extractor(
     param: inspect.Parameter,
     annotation: Any,
-    marker: _Param | None,
+    marker: ParamInfo | None,
     path_params: dict[str, type],
     where: str,
 ) -> tuple[str, str, Extractor | _BodyField]:
     default = _default_of(param, marker)
     if annotation is _REQUIRED:
-        annotation = str if not isinstance(marker, Body) else Any
+        annotation = str if not isinstance(marker, BodyInfo) else Any
     inner, optional = unwrap_optional(annotation)
     if optional and default is _REQUIRED and marker is None:
         default = None  # FastAPI treats a bare ``X | None`` as optional too
     if marker is None and param.name in path_params:
         return "path", param.name, _path_extractor(param.name, inner, path_params, where)
-    if isinstance(marker, Body) or (marker is None and is_body_type(annotation)):
+    if isinstance(marker, BodyInfo) or (marker is None and is_body_type(annotation)):
         key = (marker.alias if marker else None) or param.name
         body = _BodyField(key, json_converter(annotation, where), default)
-        body.embedded = isinstance(marker, Body) and marker.embed
+        body.embedded = isinstance(marker, BodyInfo) and marker.embed
         return "body", key if body.embedded else "", body
     source = marker.source if marker else "query"
     key = _request_key(param.name, marker)
     return source, key, _string_extractor(source, key, inner, default, where)
 
 
-def _request_key(name: str, marker: _Param | None) -> str:
+def _request_key(name: str, marker: ParamInfo | None) -> str:
     if marker is not None and marker.alias:
-        return marker.alias if not isinstance(marker, Header) else marker.alias.lower()
-    if isinstance(marker, Header):
+        return marker.alias if not isinstance(marker, HeaderInfo) else marker.alias.lower()
+    if isinstance(marker, HeaderInfo):
         return name.replace("_", "-") if marker.convert_underscores else name
     return name
 

@@ -23,7 +23,7 @@ def get_query(background_tasks: BackgroundTasks, q: str | None = None) -> str | 
 async def send_notification(
     email: str,
     background_tasks: BackgroundTasks,
-    q: str = Depends(get_query),  # noqa: B008 - FastAPI's default-value spelling, on purpose
+    q: str = Depends(get_query),
 ) -> dict[str, str]:
     message = f"message to {email}\n"
     background_tasks.add_task(write_log, message)

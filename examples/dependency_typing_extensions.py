@@ -16,7 +16,7 @@ def write_log(message: str) -> None:
         log.write(message)
 
 
-def get_query(background_tasks: BackgroundTasks, q: Union[str, None] = None) -> Union[str, None]:  # noqa: UP007 - the seed's spelling, kept on purpose
+def get_query(background_tasks: BackgroundTasks, q: Union[str, None] = None) -> Union[str, None]:
     if q:
         message = f"found query: {q}\n"
         background_tasks.add_task(write_log, message)

@@ -252,7 +252,7 @@ def _tutorial_dependency_app(log: Path, spelling: str) -> App:
         async def default(
             email: str,
             background_tasks: BackgroundTasks,
-            q: str | None = Depends(get_query),  # type: ignore[assignment]
+            q: str | None = Depends(get_query),
         ) -> dict[str, str]:
             background_tasks.add_task(write_log, f"message to {email}\n")
             return {"message": "Message sent"}

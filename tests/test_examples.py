@@ -7,9 +7,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import anyio
 import pytest
 
 from asgi_bg import App
+from asgi_bg._types import Message
 from asgi_bg.testing import TestClient
 
 DEPENDENCY_EXAMPLES = [
@@ -32,13 +34,13 @@ def example(name: str) -> ModuleType:
 async def call_recording(app: App, method: str, path: str, query: bytes = b"") -> list[Any]:
     """Drive the app directly, noting for each message whether the log file existed."""
     events: list[Any] = []
-    log = Path(importlib.import_module("examples._paths").log_path())
+    log = anyio.Path(importlib.import_module("examples._paths").log_path())
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
-        events.append((message["type"], message.get("more_body", False), log.exists()))
+    async def send(message: Message) -> None:
+        events.append((message["type"], message.get("more_body", False), await log.exists()))
 
     scope = {
         "type": "http",
@@ -49,7 +51,7 @@ async def call_recording(app: App, method: str, path: str, query: bytes = b"") -
         "root_path": "",
     }
     await app(scope, receive, send)
-    events.append(("returned", False, log.exists()))
+    events.append(("returned", False, await log.exists()))
     return events
 
 
@@ -60,7 +62,8 @@ def test_notification_is_written(log_dir: Path, anyio_backend: str) -> None:
 
     assert response.status_code == 200
     assert response.json() == {"message": "Notification sent in the background"}
-    assert (log_dir / "log.txt").read_text() == "notification for foo@example.com: some notification"
+    expected = "notification for foo@example.com: some notification"
+    assert (log_dir / "log.txt").read_text() == expected
 
 
 @pytest.mark.anyio
@@ -85,7 +88,8 @@ def test_notification_defaults_to_the_working_directory(
 
     client.post("/send-notification/bar@example.com")
 
-    assert (tmp_path / "log.txt").read_text() == "notification for bar@example.com: some notification"
+    expected = "notification for bar@example.com: some notification"
+    assert (tmp_path / "log.txt").read_text() == expected
 
 
 @pytest.mark.parametrize("module", DEPENDENCY_EXAMPLES)
