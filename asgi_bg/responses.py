@@ -152,10 +152,17 @@ class Response:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handed_over = self.hand_over_background(scope)
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        await send({"type": "http.response.body", "body": self.body})
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            await send({"type": "http.response.body", "body": self.body})
+        except OSError:
+            pass  # ASGI 2.4: the client is gone; the handler succeeded, so tasks still run
         if not handed_over:
             await _run_detached_background(self.background)
 
@@ -268,9 +275,22 @@ class StreamingResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handed_over = self.hand_over_background(scope)
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
+        if await self._send_start(send):
+            await self._stream_with_disconnect_watch(receive, send)
+        if not handed_over:
+            await _run_detached_background(self.background)
+
+    async def _send_start(self, send: Send) -> bool:
+        headers = self.raw_headers
+        try:
+            await send(
+                {"type": "http.response.start", "status": self.status_code, "headers": headers}
+            )
+        except OSError:
+            return False  # the client is gone before the first byte
+        return True
+
+    async def _stream_with_disconnect_watch(self, receive: Receive, send: Send) -> None:
         failure: Exception | None = None
         async with anyio.create_task_group() as group:
             group.start_soon(_cancel_on_disconnect, receive, group.cancel_scope)
@@ -281,17 +301,25 @@ class StreamingResponse(Response):
             group.cancel_scope.cancel()
         if failure is not None:
             raise failure
-        if not handed_over:
-            await _run_detached_background(self.background)
 
     async def _stream_body(self, send: Send) -> None:
-        try:
-            async for chunk in _aiterate(self.body_iterator):
-                data = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
-                await send({"type": "http.response.body", "body": data, "more_body": True})
-        except OSError:
-            return  # ASGI 2.4: send raises OSError once the client is gone
-        await send(_end_of_body())
+        async for chunk in _aiterate(self.body_iterator):
+            data = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
+            if not await _send_unless_gone(send, data, more_body=True):
+                return
+        await _send_unless_gone(send, b"", more_body=False)
+
+
+async def _send_unless_gone(send: Send, body: bytes, *, more_body: bool) -> bool:
+    """Send a body chunk; False if the client is gone (ASGI 2.4: ``send`` raises OSError).
+
+    Only ``send`` is guarded: an OSError from the body iterator is the app's own error.
+    """
+    try:
+        await send({"type": "http.response.body", "body": body, "more_body": more_body})
+    except OSError:
+        return False
+    return True
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
@@ -376,8 +404,9 @@ class FileResponse(Response):
     async def _send_chunks(self, send: Send) -> None:
         async with await anyio.open_file(self.path, "rb") as file:
             while chunk := await file.read(self.chunk_size):
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send(_end_of_body())
+                if not await _send_unless_gone(send, chunk, more_body=True):
+                    return
+        await _send_unless_gone(send, b"", more_body=False)
 
 
 def _file_headers(info: os.stat_result) -> list[tuple[bytes, bytes]]:
