@@ -161,10 +161,13 @@ class App:
         self, scope: Scope, receive: Receive, send: Send, context: RequestContext, exc: Exception
     ) -> None:
         handler = None if self._middleware else self._handler_for(exc)
-        if handler is None:
-            await self._unhandled(scope, receive, send, context, exc)
-        else:
-            await self._respond_with_handler(scope, receive, send, handler, exc)
+        if handler is not None:
+            try:
+                await self._respond_with_handler(scope, receive, send, handler, exc)
+                return
+            except Exception as handler_error:
+                exc = handler_error  # a failing handler is itself unhandled
+        await self._unhandled(scope, receive, send, context, exc)
 
     async def _respond_with_handler(
         self, scope: Scope, receive: Receive, send: Send, handler: ExceptionHandler, exc: Exception
@@ -194,14 +197,21 @@ class App:
             errors.append(exc)
         if context.started:
             return  # the server closes a response that never completed
+        try:
+            response = await self._error_response(scope, receive, exc)
+            await response(scope, receive, send)
+        except Exception as error:
+            # The error handler failed too: nothing more can be answered; the server
+            # closes the connection.
+            logger.error("The 500 handler failed while serving %s", label, exc_info=error)
+
+    async def _error_response(self, scope: Scope, receive: Receive, exc: Exception) -> Response:
         handler = self._handlers.get(500) or self._handlers.get(Exception)
         if handler is not None:
-            response = await _call_handler(handler, Request(scope, receive), exc)
-        elif self.debug:
-            response = PlainTextResponse("".join(traceback.format_exception(exc)), 500)
-        else:
-            response = PlainTextResponse("Internal Server Error", 500)
-        await response(scope, receive, send)
+            return await _call_handler(handler, Request(scope, receive), exc)
+        if self.debug:
+            return PlainTextResponse("".join(traceback.format_exception(exc)), 500)
+        return PlainTextResponse("Internal Server Error", 500)
 
     async def _after_response(self, scope: Scope, context: RequestContext) -> None:
         """The post-send hook: tasks in order, then generator-dependency teardowns."""
