@@ -33,6 +33,8 @@ def _is_async(obj: Any) -> bool:
         obj = obj.func
     if inspect.iscoroutinefunction(obj):
         return True
+    if isinstance(obj, type):
+        return False  # calling a class builds an instance, even if its __call__ is async
     call = getattr(obj, "__call__", None)  # noqa: B004 - we want the bound __call__ itself
     return not inspect.isfunction(obj) and inspect.iscoroutinefunction(call)
 

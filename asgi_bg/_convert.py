@@ -210,7 +210,8 @@ def _json_required(annotation: Any, where: str) -> Converter:
     if origin in (dict, Mapping):
         return _dict_converter(annotation, where)
     if is_sequence(annotation):
-        return _list_converter(json_converter(item_type(annotation), where), origin)
+        args = typing.get_args(annotation)  # a bare ``list`` body holds any JSON values
+        return _list_converter(json_converter(args[0] if args else Any, where), origin)
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return _enum_converter(annotation)
     if origin is Literal:

@@ -146,7 +146,7 @@ class URL:
         netloc = headers.get("host") or _server_netloc(scope.get("server"), scheme)
         path = scope.get("path", "/")
         root_path = scope.get("root_path", "")
-        if root_path and not path.startswith(root_path):
+        if root_path and not under_root(path, root_path):
             path = root_path + path  # old convention: the server stripped the prefix
         return cls(scheme, netloc, path, scope.get("query_string", b"").decode("latin-1"))
 
@@ -162,6 +162,15 @@ class URL:
 
     def __hash__(self) -> int:
         return hash(str(self))
+
+
+def under_root(path: str, root_path: str) -> bool:
+    """True when ``path`` is ``root_path`` or below it: "/subway" is not below "/sub".
+
+    ASGI lets ``path`` either include the ``root_path`` (the current convention) or not
+    (the older one); only a whole-segment prefix means it is included.
+    """
+    return path.startswith(root_path) and path[len(root_path) : len(root_path) + 1] in ("", "/")
 
 
 def _server_netloc(server: Any, scheme: str) -> str:

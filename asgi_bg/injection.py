@@ -187,9 +187,17 @@ class _BodyField:
             value = value.get(self.key, _NO_BODY)
         if value is _NO_BODY or value is _INVALID_JSON:
             if self.default is _REQUIRED:
-                raise Invalid("missing", "Field required", None)
+                raise Invalid("missing", "Field required", None, self._loc())
             return self.default
-        return self.convert(value)
+        try:
+            return self.convert(value)
+        except Invalid as exc:
+            raise Invalid(exc.type, exc.msg, exc.value, (*self._loc(), *exc.loc)) from None
+
+    def _loc(self) -> tuple[Any, ...]:
+        # Whether the field is embedded is only known once the whole tree is compiled,
+        # so its key goes into the error here rather than into the extractor's ``loc``.
+        return (self.key,) if self.embedded else ()
 
 
 @dataclass(slots=True)
@@ -344,7 +352,7 @@ def _param_extractor(
         key = (marker.alias if marker else None) or param.name
         body = _BodyField(key, json_converter(annotation, where), default)
         body.embedded = isinstance(marker, BodyInfo) and marker.embed
-        return "body", key if body.embedded else "", body
+        return "body", "", body
     source = marker.source if marker else "query"
     key = _request_key(param.name, marker)
     return source, key, _string_extractor(source, key, inner, default, where)

@@ -26,6 +26,12 @@ class State:
     def __repr__(self) -> str:
         return f"State({self.__dict__!r})"
 
+    if TYPE_CHECKING:
+        # Any attribute may be set and read, and type-checks as such (``app.state.db``).
+        def __getattr__(self, name: str) -> Any: ...
+
+        def __setattr__(self, name: str, value: Any) -> None: ...
+
 
 class ClientDisconnect(Exception):
     """The client went away while the request body was being read."""

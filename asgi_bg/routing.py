@@ -19,6 +19,7 @@ import anyio.to_thread
 
 from ._context import CONTEXT_KEY, RequestContext
 from ._types import ASGIApp, Message, Receive, Scope, Send
+from .datastructures import under_root
 from .exceptions import ConfigurationError, HTTPException
 from .injection import Plan, Solver, compile_plan, run_endpoint
 from .requests import Request
@@ -267,7 +268,7 @@ class Mount:
     async def __call__(self, scope: Scope, receive: Receive, send: Send, root_path: str) -> None:
         child = dict(scope)
         child["root_path"] = root_path + self.path
-        if not scope["path"].startswith(root_path):
+        if not under_root(scope["path"], root_path):
             child["path"] = root_path + scope["path"]  # normalise the old convention
         context: RequestContext | None = scope.get(CONTEXT_KEY)
         if context is not None:
@@ -431,7 +432,7 @@ class Router:
         """
         path: str = scope["path"]
         root_path: str = scope.get("root_path", "")
-        if root_path and path.startswith(root_path):
+        if root_path and under_root(path, root_path):
             path = path[len(root_path) :] or "/"
         table = self._static.get(path)
         if table is None:

@@ -241,8 +241,10 @@ class AsyncTestClient:
     ) -> Scope:
         parts = urlsplit(url)
         path = unquote(parts.path) or "/"
-        raw = [(b"host", self.netloc.encode()), (b"user-agent", b"testclient")]
-        raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        given = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        names = {k for k, _ in given}
+        defaults = [(b"host", self.netloc.encode()), (b"user-agent", b"testclient")]
+        raw = [(k, v) for k, v in defaults if k not in names] + given  # the caller's win
         if body or method in ("POST", "PUT", "PATCH"):
             raw.append((b"content-length", str(len(body)).encode()))
         jar = {**self.cookies, **(cookies or {})}
