@@ -43,8 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="short smoke run (about 2 minutes)")
     parser.add_argument("--rounds", type=int, help="in-process rounds (default 9, quick 2)")
     parser.add_argument("--requests", type=int, help="requests per batch (default 1000, quick 200)")
-    parser.add_argument("--http-rounds", type=int, help="HTTP rounds (default 3, quick 1)")
-    parser.add_argument("--http-seconds", type=int, help="seconds of load per endpoint (default 2)")
+    parser.add_argument("--http-rounds", type=int, help="HTTP rounds (default 5, quick 1)")
+    parser.add_argument("--http-seconds", type=int, help="seconds of each load (default 1)")
     parser.add_argument("--no-http", action="store_true", help="in-process comparison only")
     parser.add_argument(
         "--contenders",
@@ -83,8 +83,8 @@ def _settings(
         endpoints=endpoints,
     )
     http = overhttp.HttpSettings(
-        rounds=_pick(args.http_rounds, args.quick, 3, 1),
-        seconds=_pick(args.http_seconds, args.quick, 2, 1),
+        rounds=_pick(args.http_rounds, args.quick, 5, 1),
+        seconds=_pick(args.http_seconds, args.quick, 1, 1),
         connections=10,
         endpoints=(quick_http or endpoints) if args.quick else endpoints,
     )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import TypeVar, cast
 
 from benchmarks.workload import ASGIApp
 
@@ -13,6 +13,18 @@ from benchmarks.workload import ASGIApp
 NAMES = ("raw", "asgi_bg", "starlette", "fastapi")
 LABELS = {"raw": "raw ASGI", "asgi_bg": "asgi_bg", "starlette": "Starlette", "fastapi": "FastAPI"}
 REFERENCES = ("raw", "starlette", "fastapi")
+
+_T = TypeVar("_T")
+
+
+def rotated(items: Sequence[_T], shift: int) -> list[_T]:
+    """``items`` starting at ``shift``: interleaving, so that each round and endpoint starts
+    with a different contender and a slow phase of the machine does not always hit the same.
+    """
+    if not items:
+        return []
+    shift %= len(items)
+    return [*items[shift:], *items[:shift]]
 
 
 def module_of(name: str) -> str:

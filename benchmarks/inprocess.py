@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from time import perf_counter, perf_counter_ns
 from typing import Literal
 
-from benchmarks.contenders import Contender
+from benchmarks.contenders import Contender, rotated
 from benchmarks.workload import (
     COUNTERS,
     ENDPOINTS_BY_KEY,
@@ -196,13 +196,6 @@ async def validate(contender: Contender, endpoint: Endpoint) -> None:
     _check_tasks(f"{contender.name} {endpoint.label}", before, endpoint.tasks)
 
 
-def _rotated(contenders: list[Contender], shift: int) -> list[Contender]:
-    # Interleaving: each round starts with a different contender, so a slow phase of the
-    # machine does not always hit the same one.
-    shift %= len(contenders)
-    return contenders[shift:] + contenders[:shift]
-
-
 async def _round(
     contenders: list[Contender], settings: InProcessSettings, mode: Mode, number: int
 ) -> dict[str, dict[str, float]]:
@@ -210,7 +203,7 @@ async def _round(
     for offset, key in enumerate(settings.endpoints):
         endpoint = ENDPOINTS_BY_KEY[key]
         count = settings.batch_size(endpoint)
-        for contender in _rotated(contenders, number + offset):
+        for contender in rotated(contenders, number + offset):
             us = await time_batch(contender, endpoint, mode, count, settings.callers)
             timings.setdefault(key, {})[contender.name] = us
     return timings

@@ -19,12 +19,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
-from benchmarks.contenders import module_of
+from benchmarks.contenders import module_of, rotated
 from benchmarks.loadgen import run_load
 from benchmarks.workload import (
     ENDPOINTS_BY_KEY,
@@ -235,21 +235,46 @@ def _measure(port: int, endpoint: Endpoint, seconds: int, connections: int) -> H
     )
 
 
-def _pairs(servers: list[Server], contenders: list[str], shift: int) -> list[tuple[Server, str]]:
-    # Interleaving, as in-process: every round starts with a different pair.
-    pairs = [(server, name) for server in servers for name in contenders]
-    shift %= len(pairs)
-    return pairs[shift:] + pairs[:shift]
+Pair = tuple[Server, str]  # a server kind and the contender app it serves
 
 
-def _serve_and_load(
-    server: Server, contender: str, settings: HttpSettings, number: int
+def _start_all(
+    pairs: list[Pair], stack: ExitStack, failures: list[str], progress: Callable[[str], None]
+) -> dict[Pair, int]:
+    """Start every pair's process; idle ones cost nothing while another is under load."""
+    ports = {}
+    for server, contender in pairs:
+        try:
+            ports[server, contender] = stack.enter_context(serving(server, contender))
+        except BenchmarkError as exc:
+            failures.append(f"{server.name}, {contender}: {exc}")
+            progress(f"{server.name} {contender}: FAILED to start: {exc}")
+    return ports
+
+
+def _load_endpoint(
+    ports: dict[Pair, int],
+    key: str,
+    settings: HttpSettings,
+    number: int,
+    shift: int,
+    failures: list[str],
 ) -> list[HttpRecord]:
+    """One round of one endpoint over every live pair, in rotated order.
+
+    A pair that fails (a wrong answer, tasks that never finish) is reported and dropped, and
+    the run goes on: one broken server must not throw away the other measurements.
+    """
     records = []
-    with serving(server, contender) as port:
-        for key in settings.endpoints:
+    for server, contender in rotated(list(ports), shift):
+        port = ports[server, contender]
+        try:
             record = _measure(port, ENDPOINTS_BY_KEY[key], settings.seconds, settings.connections)
-            records.append(replace(record, round=number, server=server.name, contender=contender))
+        except BenchmarkError as exc:
+            failures.append(f"round {number}, {server.name}, {contender}, {key}: {exc}")
+            del ports[server, contender]
+            continue
+        records.append(replace(record, round=number, server=server.name, contender=contender))
     return records
 
 
@@ -259,24 +284,19 @@ def run(
     settings: HttpSettings,
     progress: Callable[[str], None],
 ) -> tuple[list[HttpRecord], list[str]]:
-    """Every round, every (server, contender) pair, every endpoint; also the failed pairs.
+    """Every round, every endpoint, every (server, contender) pair; also what failed.
 
-    A pair that fails (a server that does not start, a wrong answer) is reported and the
-    run goes on: one broken server must not throw away ten minutes of measurements.
+    All pairs run side by side for the whole run, so the loads of one endpoint follow each
+    other within seconds and the per-round ratios compare like with like.
     """
     records: list[HttpRecord] = []
     failures: list[str] = []
-    for number in range(1, settings.rounds + 1):
-        pairs = _pairs(servers, contenders, number - 1)
-        for done, (server, contender) in enumerate(pairs, 1):
-            where = f"http round {number}/{settings.rounds} [{done}/{len(pairs)}]"
-            where += f" {server.name} {contender}"
-            try:
-                batch = _serve_and_load(server, contender, settings, number)
-            except BenchmarkError as exc:
-                failures.append(f"round {number}, {server.name}, {contender}: {exc}")
-                progress(f"{where}: FAILED: {exc}")
-                continue
-            records.extend(batch)
-            progress(f"{where}: " + ", ".join(f"{r.endpoint} {r.rps:.0f}/s" for r in batch))
+    with ExitStack() as stack:
+        ports = _start_all([(s, c) for s in servers for c in contenders], stack, failures, progress)
+        for number in range(1, settings.rounds + 1):
+            for offset, key in enumerate(settings.endpoints):
+                batch = _load_endpoint(ports, key, settings, number, number + offset, failures)
+                records.extend(batch)
+                rates = ", ".join(f"{r.server}/{r.contender} {r.rps:.0f}" for r in batch)
+                progress(f"http round {number}/{settings.rounds} {key} req/s: {rates}")
     return records, failures

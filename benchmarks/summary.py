@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from benchmarks.contenders import REFERENCES
@@ -22,17 +21,26 @@ class Summary:
     ratios: dict[str, float]  # reference contender -> median of the per-round ratios
 
 
-def summarise(per_contender: dict[str, list[float]]) -> dict[str, Summary]:
+# contender -> round number -> value; a round may lack a contender whose server failed.
+Rounds = dict[str, dict[int, float]]
+
+
+def _ratios(values: dict[int, float], per_contender: Rounds) -> dict[str, float]:
+    ratios = {}
+    for ref in REFERENCES:
+        base = per_contender.get(ref, {})
+        within_round = [value / base[number] for number, value in values.items() if number in base]
+        if within_round:
+            ratios[ref] = statistics.median(within_round)
+    return ratios
+
+
+def summarise(per_contender: Rounds) -> dict[str, Summary]:
     """Per contender: the median value and its median ratio to each reference present."""
-    summaries = {}
-    for name, values in per_contender.items():
-        ratios = {
-            ref: statistics.median(v / r for v, r in zip(values, per_contender[ref], strict=True))
-            for ref in REFERENCES
-            if ref in per_contender
-        }
-        summaries[name] = Summary(statistics.median(values), ratios)
-    return summaries
+    return {
+        name: Summary(statistics.median(values.values()), _ratios(values, per_contender))
+        for name, values in per_contender.items()
+    }
 
 
 # mode -> endpoint -> contender -> summary
@@ -41,7 +49,10 @@ InProcessSummary = dict[str, dict[str, dict[str, Summary]]]
 
 def summarise_inprocess(samples: Samples) -> InProcessSummary:
     return {
-        mode: {key: summarise(by_contender) for key, by_contender in by_endpoint.items()}
+        mode: {
+            key: summarise({name: dict(enumerate(values)) for name, values in by_contender.items()})
+            for key, by_contender in by_endpoint.items()
+        }
         for mode, by_endpoint in samples.items()
     }
 
@@ -58,19 +69,16 @@ class HttpSummary:
 HttpSummaries = dict[str, dict[str, dict[str, HttpSummary]]]
 
 
-def _by_round(records: Iterable[HttpRecord]) -> list[HttpRecord]:
-    return sorted(records, key=lambda record: record.round)
-
-
 def summarise_http(records: list[HttpRecord]) -> HttpSummaries:
     groups: dict[tuple[str, str], dict[str, list[HttpRecord]]] = defaultdict(dict)
     for record in records:
         groups[record.server, record.endpoint].setdefault(record.contender, []).append(record)
     result: HttpSummaries = defaultdict(dict)
     for (server, endpoint), by_contender in groups.items():
-        ordered = {name: _by_round(runs) for name, runs in by_contender.items()}
-        rps = summarise({name: [r.rps for r in runs] for name, runs in ordered.items()})
-        effective = summarise({n: [r.effective_rps for r in runs] for n, runs in ordered.items()})
+        rps = summarise({n: {r.round: r.rps for r in runs} for n, runs in by_contender.items()})
+        effective = summarise(
+            {n: {r.round: r.effective_rps for r in runs} for n, runs in by_contender.items()}
+        )
         result[server][endpoint] = {
             name: HttpSummary(
                 rps[name],
@@ -78,7 +86,7 @@ def summarise_http(records: list[HttpRecord]) -> HttpSummaries:
                 statistics.median(r.p50_ms for r in runs),
                 statistics.median(r.p99_ms for r in runs),
             )
-            for name, runs in ordered.items()
+            for name, runs in by_contender.items()
         }
     return dict(result)
 
