@@ -1,5 +1,7 @@
 """asgi_bg: a small, fast pure-ASGI framework whose centre is background tasks done right."""
 
+import typing
+
 from .applications import App
 from .background import BackgroundTask, BackgroundTasks
 from .exceptions import ConfigurationError, HTTPException, RequestValidationError
@@ -15,6 +17,20 @@ from .responses import (
     StreamingResponse,
 )
 from .routing import Router
+
+if typing.TYPE_CHECKING:
+    from .server import run
+
+
+def __getattr__(name: str) -> typing.Any:
+    # ``asgi_bg.run`` loads the embedded server on first use, so ``import asgi_bg`` stays
+    # light for apps served by another server (the server costs ~20 ms of import time).
+    if name == "run":
+        from .server import run  # noqa: PLC0415
+
+        return run
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "App",
@@ -37,4 +53,5 @@ __all__ = [
     "Response",
     "Router",
     "StreamingResponse",
+    "run",
 ]

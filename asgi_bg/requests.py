@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._types import Receive, Scope
+from ._types import Message, Receive, Scope
 from .datastructures import URL, Address, Headers, QueryParams
 from .exceptions import HTTPException
 
@@ -48,6 +48,7 @@ class Request:
         "_cookies",
         "_headers",
         "_json",
+        "_pending",
         "_query",
         "_receive",
         "_stream_consumed",
@@ -65,6 +66,7 @@ class Request:
         self._body: bytes | None = None
         self._json: Any = _MISSING
         self._stream_consumed = False
+        self._pending: list[Message] = []  # received by is_disconnected(), not yet read
 
     @property
     def method(self) -> str:
@@ -133,7 +135,7 @@ class Request:
             raise RuntimeError("The request body was already streamed")
         self._stream_consumed = True
         while True:
-            message = await self._receive()
+            message = self._pending.pop(0) if self._pending else await self._receive()
             if message["type"] == "http.disconnect":
                 raise ClientDisconnect
             chunk = message.get("body", b"")
@@ -160,10 +162,14 @@ class Request:
 
     async def is_disconnected(self) -> bool:
         """True once the client has gone away (checks without waiting)."""
+        if any(m["type"] == "http.disconnect" for m in self._pending):
+            return True
         with anyio.CancelScope() as scope:
             scope.cancel()
             message = await self._receive()
-            return bool(message.get("type") == "http.disconnect")
+            # A body message must not be lost: stream() and body() read it later.
+            self._pending.append(message)
+            return bool(message["type"] == "http.disconnect")
         return False
 
 

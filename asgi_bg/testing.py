@@ -265,7 +265,8 @@ class AsyncTestClient:
             "headers": raw,
             "client": ("testclient", 50000),
             "server": (self.host, self.port),
-            "state": {},
+            # ASGI lifespan state: each request gets a shallow copy of what startup left.
+            "state": dict(self._lifespan.state) if self._lifespan is not None else {},
             "extensions": {},
         }
 
@@ -326,13 +327,15 @@ class TestClient:
     def __enter__(self) -> TestClient:
         self._portal_cm = start_blocking_portal(self.backend)
         self._portal = self._portal_cm.__enter__()
-        self._lifespan_cm = self._portal.wrap_async_context_manager(_Lifespan(self.client.app))
+        lifespan = _Lifespan(self.client.app)
+        self._lifespan_cm = self._portal.wrap_async_context_manager(lifespan)
         try:
             self._lifespan_cm.__enter__()
         except BaseException:
             self._portal_cm.__exit__(None, None, None)
             self._portal = None
             raise
+        self.client._lifespan = lifespan  # requests see the lifespan state
         return self
 
     def __exit__(
@@ -345,6 +348,7 @@ class TestClient:
         try:
             self._lifespan_cm.__exit__(exc_type, exc, tb)
         finally:
+            self.client._lifespan = None
             self._portal_cm.__exit__(exc_type, exc, tb)
             self._portal = None
 
@@ -398,7 +402,12 @@ class _Lifespan(AbstractAsyncContextManager["_Lifespan"]):
         self._group = anyio.create_task_group()
         await self._group.__aenter__()
         self._group.start_soon(self._run)
-        await self._exchange("lifespan.startup", "lifespan.startup.complete")
+        try:
+            await self._exchange("lifespan.startup", "lifespan.startup.complete")
+        except BaseException:
+            self._group.cancel_scope.cancel()
+            await self._close()
+            raise
         return self
 
     async def __aexit__(
@@ -411,12 +420,16 @@ class _Lifespan(AbstractAsyncContextManager["_Lifespan"]):
         try:
             await self._exchange("lifespan.shutdown", "lifespan.shutdown.complete")
         finally:
-            try:
-                await self._group.__aexit__(None, None, None)
-            finally:
-                # Unclosed streams warn when collected (an error under ``-W error``).
-                for stream in (self._to_app, self._app_inbox, self._from_app):
-                    stream.close()
+            await self._close()
+
+    async def _close(self) -> None:
+        assert self._group is not None
+        try:
+            await self._group.__aexit__(None, None, None)
+        finally:
+            # Unclosed streams warn when collected (an error under ``-W error``).
+            for stream in (self._to_app, self._app_inbox, self._from_app):
+                stream.close()
 
     async def _run(self) -> None:
         scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": self.state}

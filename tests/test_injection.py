@@ -12,9 +12,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Optional, Union
+from urllib.parse import quote
 
 import pytest
 import typing_extensions
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from asgi_bg import (
     App,
@@ -30,7 +33,7 @@ from asgi_bg import (
     Request,
     Response,
 )
-from asgi_bg.testing import AsyncTestClient, TestResponse
+from asgi_bg.testing import AsyncTestClient, TestClient, TestResponse
 
 pytestmark = pytest.mark.anyio
 
@@ -1005,3 +1008,95 @@ async def test_an_endpoint_without_parameters_works_sync_and_async() -> None:
     client = AsyncTestClient(app)
     assert (await client.get("/sync")).json() == [1, 2]
     assert (await client.get("/async")).json() == {"none": None}
+
+
+# --- property: arbitrary input never causes a 500 ---------------------------------------
+
+
+def fuzz_app() -> App:
+    app = App()
+
+    @app.get("/items/{item_id:int}/{name}")
+    async def item(
+        item_id: int,
+        name: uuid.UUID,
+        q: int,
+        ratio: float = 1.0,
+        flag: bool = False,
+        size: Size | None = None,
+        mode: Literal["a", "b"] = "a",
+        tags: list[float] | None = None,
+        count: Annotated[int, Header(alias="x-count")] = 0,
+        agent: Annotated[str | None, Header(alias="user-agent")] = None,
+        session: Annotated[int | None, Cookie()] = None,
+    ) -> dict[str, Any]:
+        # Floats are left out: "nan" is a valid float, and JSON cannot encode it.
+        return {
+            "item_id": item_id,
+            "name": name,
+            "q": q,
+            "flag": flag,
+            "size": size,
+            "mode": mode,
+            "tags": len(tags or ()),
+            "count": count,
+            "agent": agent,
+            "session": session,
+        }
+
+    return app
+
+
+query_text = st.one_of(
+    st.integers().map(str), st.sampled_from(["true", "s", "b"]), st.text(max_size=20)
+)
+header_text = st.text(st.characters(max_codepoint=255, blacklist_categories=["Cs"]), max_size=20)
+
+
+def test_arbitrary_input_is_answered_2xx_or_4xx_with_detail_never_500(anyio_backend: str) -> None:
+    statuses: set[int] = set()
+    with TestClient(fuzz_app(), raise_server_exceptions=False, backend=anyio_backend) as client:
+
+        @settings(max_examples=100, deadline=None)
+        @given(
+            item_id=st.one_of(st.integers().map(str), st.text(max_size=10)),
+            name=st.one_of(st.uuids().map(str), st.text(max_size=10)),
+            params=st.dictionaries(
+                st.sampled_from(["q", "ratio", "flag", "size", "mode", "tags", "x"]), query_text
+            ),
+            raw_query=st.text(max_size=30),
+            count=header_text,
+            agent=header_text,
+            session=header_text,
+        )
+        @example(  # all valid: the handler is reached
+            item_id="7",
+            name=str(uuid.UUID(int=7)),
+            params={"q": "1", "flag": "true", "size": "s", "tags": "2.5"},
+            raw_query="mode=b&tags=1",
+            count="3",
+            agent="fuzzer",
+            session="9",
+        )
+        def check(
+            item_id: str,
+            name: str,
+            params: dict[str, str],
+            raw_query: str,
+            count: str,
+            agent: str,
+            session: str,
+        ) -> None:
+            path = f"/items/{quote(item_id, safe='')}/{quote(name, safe='')}?{raw_query}"
+            headers = {"x-count": count, "user-agent": agent, "cookie": f"session={session}"}
+            response = client.get(path, params=params, headers=headers)
+            assert 200 <= response.status_code < 500, (response.status_code, response.text)
+            statuses.add(response.status_code)
+            body = response.json()
+            if response.status_code >= 400:
+                assert "detail" in body
+            else:
+                assert body["item_id"] == int(item_id)
+
+        check()
+    assert {200, 404, 422} <= statuses, "the examples reached the handler and both errors"
