@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 import types
 import typing
 import uuid
@@ -71,13 +72,17 @@ def _to_int(value: str) -> int:
 
 def _to_float(value: str) -> float:
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise Invalid(
             "float_parsing",
             "Input should be a valid number, unable to parse string as a number",
             value,
         ) from None
+    if not math.isfinite(number):
+        # "nan" and "inf" parse, but no JSON answer could carry them back.
+        raise Invalid("finite_number", "Input should be a finite number", value)
+    return number
 
 
 _TRUE = frozenset({"1", "true", "on", "yes", "t", "y"})

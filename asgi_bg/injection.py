@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import json
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from ._convert import (
 )
 from .background import BackgroundTasks
 from .exceptions import ConfigurationError, RequestValidationError
-from .requests import Request
+from .requests import Request, loads_json
 
 _REQUIRED: Any = inspect.Parameter.empty
 _NO_BODY: Any = object()
@@ -443,7 +442,7 @@ async def read_body(solver: Solver) -> None:
     if not raw:
         return
     try:
-        solver.json = json.loads(raw)
+        solver.json = loads_json(raw)
     except ValueError as exc:
         solver.json = _INVALID_JSON
         solver.errors.append(

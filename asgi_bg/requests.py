@@ -155,7 +155,7 @@ class Request:
         if self._json is _MISSING:
             body = await self.body()
             try:
-                self._json = json.loads(body)
+                self._json = loads_json(body)
             except ValueError as exc:
                 raise HTTPException(422, _json_error(exc)) from None
         return self._json
@@ -171,6 +171,15 @@ class Request:
             self._pending.append(message)
             return bool(message["type"] == "http.disconnect")
         return False
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads_json(data: bytes) -> Any:
+    """Decode a JSON body strictly: ``NaN`` and ``Infinity`` are not JSON (RFC 8259 6)."""
+    return json.loads(data, parse_constant=_reject_constant)
 
 
 def _json_error(exc: ValueError) -> list[dict[str, Any]]:

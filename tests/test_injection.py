@@ -1030,11 +1030,12 @@ def fuzz_app() -> App:
         agent: Annotated[str | None, Header(alias="user-agent")] = None,
         session: Annotated[int | None, Cookie()] = None,
     ) -> dict[str, Any]:
-        # Floats are left out: "nan" is a valid float, and JSON cannot encode it.
+        # Floats are echoed too: "nan" and "inf" must be refused, not turned into a 500.
         return {
             "item_id": item_id,
             "name": name,
             "q": q,
+            "ratio": ratio,
             "flag": flag,
             "size": size,
             "mode": mode,
@@ -1048,7 +1049,9 @@ def fuzz_app() -> App:
 
 
 query_text = st.one_of(
-    st.integers().map(str), st.sampled_from(["true", "s", "b"]), st.text(max_size=20)
+    st.integers().map(str),
+    st.sampled_from(["true", "s", "b", "nan", "inf", "-inf", "1e400", "2.5"]),
+    st.text(max_size=20),
 )
 header_text = st.text(st.characters(max_codepoint=255, blacklist_categories=["Cs"]), max_size=20)
 
@@ -1100,3 +1103,35 @@ def test_arbitrary_input_is_answered_2xx_or_4xx_with_detail_never_500(anyio_back
 
         check()
     assert {200, 404, 422} <= statuses, "the examples reached the handler and both errors"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-Infinity"])
+def test_non_finite_floats_are_rejected_not_echoed_into_a_500(
+    value: str, anyio_backend: str
+) -> None:
+    app = App()
+
+    @app.get("/")
+    async def echo(x: float) -> float:
+        return x
+
+    response = TestClient(app, backend=anyio_backend).get(f"/?x={value}")
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "finite_number"
+
+
+@pytest.mark.parametrize("body", [b"NaN", b'{"x": Infinity}', b"[-Infinity]"])
+def test_json_constants_outside_the_standard_are_malformed_json(
+    body: bytes, anyio_backend: str
+) -> None:
+    app = App()
+
+    @app.post("/")
+    async def echo(data: Annotated[Any, Body()]) -> Any:
+        return data
+
+    response = TestClient(app, backend=anyio_backend).post("/", content=body)
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body"]
