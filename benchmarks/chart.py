@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -12,44 +13,59 @@ import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
 from benchmarks.contenders import LABELS, NAMES
+from benchmarks.overhttp import SERVERS
 from benchmarks.report import SERVER_LABELS, RunResult
-from benchmarks.summary import Summary
 
 _COLOURS = {"raw": "#9e9e9e", "asgi_bg": "#2e7d32", "starlette": "#1565c0", "fastapi": "#00897b"}
+_SERVER_COLOURS = {"uvicorn-h11": "#5c6bc0", "uvicorn-httptools": "#ef6c00", "asgi_bg": "#2e7d32"}
 
 
-def _bars(axes: Axes, series: dict[str, dict[str, float]], title: str, unit: str) -> None:
-    """Grouped bars: one group per endpoint (outer key), one bar per contender or server."""
-    groups = list(series)
-    names = list(dict.fromkeys(name for values in series.values() for name in values))
+@dataclass(frozen=True, slots=True)
+class Panel:
+    title: str
+    unit: str
+    bars: dict[str, dict[str, float]]  # endpoint -> series (contender or server) -> value
+    order: tuple[str, ...]  # the series, in legend order
+    labels: dict[str, str]
+    colours: dict[str, str]
+    log: bool = False
+
+
+def _short(value: float) -> str:
+    return f"{value / 1000:.1f}k" if value >= 1000 else f"{value:.3g}"
+
+
+def _draw_panel(axes: Axes, panel: Panel) -> None:
+    """Grouped bars: one group per endpoint, one bar per series, each labelled with its value."""
+    groups = list(panel.bars)
+    names = [name for name in panel.order if any(name in bars for bars in panel.bars.values())]
     width = 0.8 / max(1, len(names))
     for index, name in enumerate(names):
         xs = [group + index * width for group in range(len(groups))]
-        heights = [series[key].get(name, 0.0) for key in groups]
-        label = LABELS.get(name, SERVER_LABELS.get(name, name))
-        bars = axes.bar(xs, heights, width, label=label, color=_COLOURS.get(name))
-        axes.bar_label(bars, fmt="%.3g", fontsize=6)
+        heights = [panel.bars[key].get(name, 0.0) for key in groups]
+        bars = axes.bar(xs, heights, width, label=panel.labels[name], color=panel.colours[name])
+        axes.bar_label(bars, labels=[_short(height) for height in heights], fontsize=6)
     axes.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], groups, fontsize=8)
-    axes.set_title(title, fontsize=10)
-    axes.set_ylabel(unit)
+    axes.set_title(panel.title, fontsize=10)
+    axes.set_ylabel(panel.unit)
+    if panel.log:
+        axes.set_yscale("log")
     axes.legend(fontsize=7)
 
 
-def _medians(by_endpoint: dict[str, dict[str, Summary]]) -> dict[str, dict[str, float]]:
-    return {
-        key: {name: by_contender[name].median for name in NAMES if name in by_contender}
-        for key, by_contender in by_endpoint.items()
-    }
-
-
-def _inprocess_panels(column: list[Axes], run: RunResult) -> None:
-    for panel, (mode, by_endpoint) in zip(column, run.inprocess.items(), strict=False):
-        title = f"In-process, {mode}: µs per request (lower is better)"
-        _bars(panel, _medians(by_endpoint), title, "µs (log scale)")
-        panel.set_yscale("log")
-
-
-Panel = tuple[str, dict[str, dict[str, float]], str]  # title, bars, unit
+def _inprocess_panels(run: RunResult) -> list[Panel]:
+    return [
+        Panel(
+            f"In-process, {mode}: µs per request (lower is better)",
+            "µs (log scale)",
+            {key: {n: s.median for n, s in found.items()} for key, found in by_endpoint.items()},
+            NAMES,
+            LABELS,
+            _COLOURS,
+            log=True,
+        )
+        for mode, by_endpoint in run.inprocess.items()
+    ]
 
 
 def _effective_panel(run: RunResult) -> list[Panel]:
@@ -60,7 +76,8 @@ def _effective_panel(run: RunResult) -> list[Panel]:
         key: {name: found.effective.median for name, found in by_contender.items()}
         for key, by_contender in run.http[server].items()
     }
-    return [(f"{SERVER_LABELS[server]}: effective req/s (higher is better)", effective, "req/s")]
+    title = f"{SERVER_LABELS[server]}: effective req/s (higher is better)"
+    return [Panel(title, "req/s", effective, NAMES, LABELS, _COLOURS)]
 
 
 def _servers_panel(run: RunResult) -> list[Panel]:
@@ -71,17 +88,16 @@ def _servers_panel(run: RunResult) -> list[Panel]:
                 per_server.setdefault(key, {})[name] = by_contender["asgi_bg"].rps.median
     if not per_server:
         return []
-    return [("asgi_bg app under each server: req/s (higher is better)", per_server, "req/s")]
+    title = "The asgi_bg app under each server: req/s (higher is better)"
+    order = tuple(server.name for server in SERVERS)
+    return [Panel(title, "req/s", per_server, order, SERVER_LABELS, _SERVER_COLOURS)]
 
 
 def draw(run: RunResult, path: Path) -> None:
-    http_panels = _effective_panel(run) + _servers_panel(run)
-    panels = len(run.inprocess) + len(http_panels)
-    figure, axes = plt.subplots(panels, 1, figsize=(10, 3.6 * panels), squeeze=False)
-    column = [row[0] for row in axes]
-    _inprocess_panels(column, run)
-    for axis, (title, bars, unit) in zip(column[len(run.inprocess) :], http_panels, strict=True):
-        _bars(axis, bars, title, unit)
+    panels = _inprocess_panels(run) + _effective_panel(run) + _servers_panel(run)
+    figure, axes = plt.subplots(len(panels), 1, figsize=(10, 3.6 * len(panels)), squeeze=False)
+    for row, panel in zip(axes, panels, strict=True):
+        _draw_panel(row[0], panel)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
