@@ -120,20 +120,18 @@ def _commit() -> str:
 
 def _meta(
     local: inprocess.InProcessSettings, http: overhttp.HttpSettings, no_http: bool
-) -> dict[str, object]:
+) -> report.RunMeta:
     python = f"{platform.python_implementation()} {platform.python_version()}"
-    machine = (
-        f"{os.cpu_count()} cores ({_cpu_model()}), {platform.system()}, {python}, asyncio loop"
+    machine = f"{os.cpu_count()} cores ({_cpu_model()}), {platform.system()}, {python}, asyncio"
+    return report.RunMeta(
+        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        machine=machine,
+        commit=_commit(),
+        versions={package: _version(package) for package in _PACKAGES},
+        load_tool=loadgen.tool(),
+        inprocess_settings=local,
+        http_settings=None if no_http else http,
     )
-    return {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": machine,
-        "commit": _commit(),
-        "versions": {package: _version(package) for package in _PACKAGES},
-        "load_tool": loadgen.tool(),
-        "inprocess_settings": local,
-        "http_settings": None if no_http else http,
-    }
 
 
 def _progress_printer() -> Callable[[str], None]:

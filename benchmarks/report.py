@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 from benchmarks.contenders import LABELS, NAMES, REFERENCES
-from benchmarks.inprocess import Samples
-from benchmarks.overhttp import SERVERS, HttpRecord
+from benchmarks.inprocess import InProcessSettings, Samples
+from benchmarks.overhttp import SERVERS, HttpRecord, HttpSettings
 from benchmarks.summary import HttpSummaries, InProcessSummary, Target, server_ratios
 from benchmarks.workload import ENDPOINTS_BY_KEY
 
@@ -18,10 +18,16 @@ DOCS_START = "<!-- bench:start -->"
 DOCS_END = "<!-- bench:end -->"
 
 
+def _numeric(cell: str) -> bool:
+    return cell == "-" or cell.rstrip("x").replace(".", "", 1).isdigit()
+
+
 def render(headers: list[str], rows: list[list[str]], markdown: bool) -> str:
     """A table: Markdown for the docs, aligned plain text for the terminal."""
     if markdown:
-        rule = ["---"] + ["---:"] * (len(headers) - 1)
+        rule = [
+            "---:" if all(_numeric(row[i]) for row in rows) else "---" for i in range(len(headers))
+        ]
         lines = [headers, rule, *rows]
         return "\n".join("| " + " | ".join(cells) + " |" for cells in lines)
     widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
@@ -111,10 +117,23 @@ def targets_table(targets: list[Target], markdown: bool) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class RunMeta:
+    """Where and how a run was made: what makes two runs comparable, or not."""
+
+    date: str
+    machine: str
+    commit: str
+    versions: dict[str, str]
+    load_tool: str
+    inprocess_settings: InProcessSettings
+    http_settings: HttpSettings | None
+
+
+@dataclass(frozen=True, slots=True)
 class RunResult:
     """Everything one run measured, as written to JSON and shown in the tables."""
 
-    meta: dict[str, object]
+    meta: RunMeta
     skipped: dict[str, str]
     failures: list[str]
     samples: Samples
@@ -133,7 +152,7 @@ def _sections(run: RunResult, markdown: bool) -> list[tuple[str, str]]:
         for mode in run.inprocess
     ]
     for server in run.http:
-        title = f"Over HTTP, {SERVER_LABELS[server]} ({run.meta['load_tool']})"
+        title = f"Over HTTP, {SERVER_LABELS[server]} ({run.meta.load_tool})"
         sections.append((title, http_table(run.http, server, markdown)))
     if any(
         "asgi_bg" in by_contender
@@ -149,7 +168,11 @@ def _sections(run: RunResult, markdown: bool) -> list[tuple[str, str]]:
 
 def text(run: RunResult, markdown: bool) -> str:
     """The whole report; Markdown headings for the docs, underlined titles for the terminal."""
-    parts = [f"Machine: {run.meta['machine']}"]
+    versions = ", ".join(f"{name} {version}" for name, version in run.meta.versions.items())
+    parts = [
+        f"Machine: {run.meta.machine}",
+        f"Run {run.meta.date} at commit {run.meta.commit}; {versions}.",
+    ]
     parts += [f"Skipped {name}: {why}" for name, why in run.skipped.items()]
     parts += [f"FAILED {failure}" for failure in run.failures]
     for title, table in _sections(run, markdown):
