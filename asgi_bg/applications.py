@@ -13,7 +13,8 @@ import anyio
 from ._concurrency import is_async_callable, run_in_thread
 from ._context import CONTEXT_KEY, ERRORS_KEY, RequestContext
 from ._types import ASGIApp, Receive, Scope, Send
-from .background import TaskErrorHook, TaskRunner
+from .backends.base import TASK_NAME_ATTR, TaskBackend, TaskBackendUnavailable, task_name
+from .background import BackgroundTask, TaskErrorHook, TaskRunner
 from .exceptions import HTTPException, RequestValidationError
 from .requests import Request, State
 from .responses import JSONResponse, PlainTextResponse, Response
@@ -42,6 +43,12 @@ class App:
             cancels them, naming each.
         on_task_error: ``hook(task, exc)`` called after a background task raised.
         debug: answer unhandled errors with their traceback instead of a plain 500.
+        task_backend: where ``@app.task`` functions go (``asgi_bg.backends``); None
+            runs them in-process like any other task.
+        task_submit_timeout: seconds the backend gets to take a request's registered
+            calls before the request is answered 503.
+        max_pending_tasks: bound on unfinished in-process tasks; beyond it, a request
+            that queues another task is answered 503 with ``Retry-After``.
     """
 
     def __init__(
@@ -54,10 +61,19 @@ class App:
         shutdown_timeout: float = 30.0,
         on_task_error: TaskErrorHook | None = None,
         debug: bool = False,
+        task_backend: TaskBackend | None = None,
+        task_submit_timeout: float = 5.0,
+        max_pending_tasks: int | None = None,
     ) -> None:
         self.router = Router()
         self.state = State()
         self.tasks = TaskRunner(task_threads, on_task_error)
+        self.task_backend = task_backend
+        self.task_submit_timeout = task_submit_timeout
+        self.task_registry: dict[str, Callable[..., Any]] = {}
+        if task_backend is not None:
+            self.tasks.backend_stats = task_backend.stats
+        self._admit = None if max_pending_tasks is None else _backlog_bound(self, max_pending_tasks)
         self.shutdown_timeout = shutdown_timeout
         self.debug = debug
         self.lifespan_context = lifespan or _no_lifespan
@@ -65,6 +81,7 @@ class App:
         self._handlers: dict[type[BaseException] | int, ExceptionHandler] = {
             HTTPException: _http_exception_handler,
             RequestValidationError: _validation_handler,
+            TaskBackendUnavailable: _backend_unavailable_handler,
             **(exception_handlers or {}),
         }
         self._stack: ASGIApp | None = None
@@ -88,6 +105,19 @@ class App:
         if self._stack is not None:
             raise RuntimeError("Cannot add middleware after the application has started")
         self._middleware.insert(0, (cls, (), kwargs))
+
+    def task(self, func: F) -> F:
+        """Register ``func`` as a task of this app (decorator).
+
+        Calls of a registered function go to the app's ``task_backend``, so they may run
+        in another process or after a restart; without a backend they run in-process.
+        ``add_task`` checks each call: the function must import back from its
+        ``module:qualname`` and the arguments must survive a JSON round trip.
+        """
+        name = task_name(func)
+        setattr(func, TASK_NAME_ATTR, name)
+        self.task_registry[name] = func
+        return func
 
     def add_exception_handler(
         self, exc_or_status: type[BaseException] | int, handler: ExceptionHandler
@@ -117,7 +147,7 @@ class App:
         if scope["type"] != "http":
             await self._other_scope(scope, receive, send)
             return
-        context = RequestContext()
+        context = RequestContext(self._admit)
         scope[CONTEXT_KEY] = context
         scope["app"] = self
         try:
@@ -248,6 +278,8 @@ class App:
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         await receive()  # lifespan.startup
         try:
+            if self.task_backend is not None:
+                await self.task_backend.start(self.task_registry)
             manager = self.lifespan_context(self)
             state = await manager.__aenter__()
         except Exception as exc:
@@ -261,11 +293,28 @@ class App:
         await self.tasks.shutdown(self.shutdown_timeout)
         try:
             await manager.__aexit__(None, None, None)
+            if self.task_backend is not None:
+                await self.task_backend.stop()
         except Exception as exc:
             logger.error("Application shutdown failed", exc_info=exc)
             await send({"type": "lifespan.shutdown.failed", "message": _one_line(exc)})
             return
         await send({"type": "lifespan.shutdown.complete"})
+
+
+def _backlog_bound(app: App, limit: int) -> Callable[[BackgroundTask], None]:
+    """The admission check for ``max_pending_tasks``: unfinished in-process tasks."""
+
+    def admit(task: BackgroundTask) -> None:
+        if task.call is not None and app.task_backend is not None:
+            return  # goes to the backend, not to the in-process backlog
+        if app.tasks.backlog() >= limit:
+            app.tasks.refused()
+            raise HTTPException(
+                503, "Too many background tasks pending; retry later", {"Retry-After": "1"}
+            )
+
+    return admit
 
 
 def _label(scope: Scope) -> str:
@@ -300,6 +349,10 @@ async def _http_exception_handler(request: Request, exc: HTTPException) -> Respo
     if exc.status_code in (204, 304):
         return Response(status_code=exc.status_code, headers=exc.headers)
     return JSONResponse({"detail": exc.detail}, exc.status_code, headers=exc.headers)
+
+
+async def _backend_unavailable_handler(request: Request, exc: TaskBackendUnavailable) -> Response:
+    return JSONResponse({"detail": str(exc)}, 503, headers={"Retry-After": "5"})
 
 
 async def _validation_handler(request: Request, exc: RequestValidationError) -> Response:

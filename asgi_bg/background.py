@@ -17,6 +17,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from ._concurrency import callable_name, is_async_callable
+from .backends.base import TASK_NAME_ATTR, check_call
 
 P = ParamSpec("P")
 
@@ -32,13 +33,17 @@ class BackgroundTask:
     worker thread. Pass it to any response as ``background=``.
     """
 
-    __slots__ = ("args", "func", "is_async", "kwargs")
+    __slots__ = ("args", "call", "func", "is_async", "kwargs", "submitted")
 
     def __init__(self, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> None:
         self.func = func
         self.args = args
         self.kwargs = kwargs
         self.is_async = is_async_callable(func)
+        # A function registered with ``@app.task`` is checked now, where the mistake is
+        # made, not later in a worker: importable by name, JSON-safe arguments.
+        self.call = check_call(func, args, kwargs) if hasattr(func, TASK_NAME_ATTR) else None
+        self.submitted = False  # handed to the app's task backend instead of run here
 
     @property
     def name(self) -> str:
@@ -123,16 +128,39 @@ class TaskRunner:
         self.threads = threads
         self.on_task_error = on_task_error
         self._counts = dict.fromkeys(
-            ("scheduled", "pending", "running", "succeeded", "failed", "cancelled", "discarded"),
+            (
+                "scheduled",
+                "pending",
+                "running",
+                "succeeded",
+                "failed",
+                "cancelled",
+                "discarded",
+                "refused",
+            ),
             0,
         )
+        self.backend_stats: Callable[[], dict[str, int]] | None = None
         self._batches: set[_Batch] = set()
         self._idle: anyio.Event | None = None
         self._limiter: tuple[object, anyio.CapacityLimiter, anyio.CapacityLimiter] | None = None
 
+    def backlog(self) -> int:
+        """In-process tasks accepted and not finished yet (pending or running)."""
+        return self._counts["pending"] + self._counts["running"]
+
+    def refused(self) -> None:
+        """Count a task refused by ``max_pending_tasks``."""
+        self._counts["refused"] += 1
+
     def stats(self) -> dict[str, int]:
-        """Counts: ``scheduled, pending, running, succeeded, failed, cancelled, discarded``."""
+        """Counts: ``scheduled, pending, running, succeeded, failed, cancelled, discarded``,
+        ``refused`` (by ``max_pending_tasks``), and the task backend's own counts
+        prefixed with ``backend_``.
+        """
         counts = dict(self._counts)
+        if self.backend_stats is not None:
+            counts.update({f"backend_{k}": v for k, v in self.backend_stats().items()})
         for batch in self._batches:
             # A thread trip counts all its tasks as running until it returns; what the
             # thread really does is one task at a time, in order.

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from ._context import CONTEXT_KEY, RequestContext
+from ._remote import submit_registered
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .datastructures import under_root
 from .exceptions import ConfigurationError, HTTPException
@@ -162,6 +163,8 @@ class Route:
         try:
             result = await run_endpoint(self.plan, Solver(Request(scope, receive), context))
             body = self._render(result)
+            if context.registered or type(body) is not bytes:
+                await self._before_start(scope, context, body)
         except BaseException as exc:
             context.error = exc
             raise
@@ -171,6 +174,8 @@ class Route:
         context: RequestContext = scope[CONTEXT_KEY]
         try:
             body = self._render(await self.endpoint())
+            if type(body) is not bytes:
+                await self._before_start(scope, context, body)
         except BaseException as exc:
             context.error = exc
             raise
@@ -180,10 +185,18 @@ class Route:
         context: RequestContext = scope[CONTEXT_KEY]
         try:
             body = self._render(await anyio.to_thread.run_sync(self.endpoint))
+            if type(body) is not bytes:
+                await self._before_start(scope, context, body)
         except BaseException as exc:
             context.error = exc
             raise
         await self._respond(scope, receive, send, context, body)
+
+    @staticmethod
+    async def _before_start(scope: Scope, context: RequestContext, body: Response | bytes) -> None:
+        """Registered calls go to the app's task backend before the response starts."""
+        if context.registered or getattr(body, "background", None) is not None:
+            await submit_registered(scope["app"], context, body)
 
     def _render(self, result: Any) -> Response | bytes:
         """The response to send: a ``Response`` as is, else the encoded body."""

@@ -1069,7 +1069,17 @@ async def test_stats_follow_the_tasks_and_join_waits_for_them(anyio_backend: str
         joined.set()
 
     zero = dict.fromkeys(
-        ("scheduled", "pending", "running", "succeeded", "failed", "cancelled", "discarded"), 0
+        (
+            "scheduled",
+            "pending",
+            "running",
+            "succeeded",
+            "failed",
+            "cancelled",
+            "discarded",
+            "refused",
+        ),
+        0,
     )
     assert app.tasks.stats() == zero
     with anyio.fail_after(1):
