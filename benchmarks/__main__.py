@@ -40,9 +40,13 @@ def _names(text: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="short smoke run (about 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="short smoke run (under a minute)")
     parser.add_argument("--rounds", type=int, help="in-process rounds (default 9, quick 2)")
-    parser.add_argument("--requests", type=int, help="requests per batch (default 1000, quick 200)")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        help="requests per batch with tasks, 5x without (default 1000, quick 200)",
+    )
     parser.add_argument("--http-rounds", type=int, help="HTTP rounds (default 5, quick 1)")
     parser.add_argument("--http-seconds", type=int, help="seconds of each load (default 1)")
     parser.add_argument("--no-http", action="store_true", help="in-process comparison only")
