@@ -101,6 +101,31 @@ def servers_table(http: HttpSummaries, records: list[HttpRecord], markdown: bool
     return render(headers, rows, markdown)
 
 
+def _http_cells(http: HttpSummaries, key: str) -> list[str]:
+    found = http.get("uvicorn-h11", {}).get(key, {}).get("asgi_bg")
+    if found is None:
+        return ["-", "-"]
+    ratio = found.effective.ratios.get("starlette")
+    return [f"{found.effective.median:.0f}", "-" if ratio is None else f"{ratio:.2f}"]
+
+
+def asgi_bg_table(run: RunResult, markdown: bool) -> str:
+    """asgi_bg alone, one row per endpoint: the short table for the README."""
+    headers = ["endpoint", "µs/request", *(f"x {LABELS[ref]}" for ref in REFERENCES)]
+    headers += ["uvicorn h11 effective req/s", "x Starlette"]
+    rows = []
+    for key, by_contender in run.inprocess.get("sequential", {}).items():
+        found = by_contender.get("asgi_bg")
+        if found is not None:
+            cells = [
+                f"{found.median:.1f}",
+                *_ratio_cells(found.ratios),
+                *_http_cells(run.http, key),
+            ]
+            rows.append([ENDPOINTS_BY_KEY[key].label, *cells])
+    return render(headers, rows, markdown)
+
+
 def targets_table(targets: list[Target], markdown: bool) -> str:
     headers = ["target", "goal", "measured", "met", "note"]
     rows = [
@@ -144,7 +169,12 @@ class RunResult:
 
 
 def _sections(run: RunResult, markdown: bool) -> list[tuple[str, str]]:
-    sections = [
+    sequential = run.inprocess.get("sequential", {})
+    sections = []
+    if any("asgi_bg" in by_contender for by_contender in sequential.values()):
+        title = "asgi_bg at a glance (in-process sequential; over HTTP with uvicorn h11)"
+        sections.append((title, asgi_bg_table(run, markdown)))
+    sections += [
         (
             f"In-process, {mode} (median µs per request; x X = median per-round ratio)",
             inprocess_table(run.inprocess, mode, markdown),
@@ -154,14 +184,9 @@ def _sections(run: RunResult, markdown: bool) -> list[tuple[str, str]]:
     for server in run.http:
         title = f"Over HTTP, {SERVER_LABELS[server]} ({run.meta.load_tool})"
         sections.append((title, http_table(run.http, server, markdown)))
-    if any(
-        "asgi_bg" in by_contender
-        for by_endpoint in run.http.values()
-        for by_contender in by_endpoint.values()
-    ):
-        sections.append(
-            ("The asgi_bg app under each server", servers_table(run.http, run.records, markdown))
-        )
+    if any(record.contender == "asgi_bg" for record in run.records):
+        table = servers_table(run.http, run.records, markdown)
+        sections.append(("The asgi_bg app under each server", table))
     sections.append(("Issue 4 targets", targets_table(run.targets, markdown)))
     return sections
 
