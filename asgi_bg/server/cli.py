@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -18,6 +21,9 @@ from .run import configure_logging, serve_until_signalled
 
 # Exit status when the app cannot be imported or its startup failed (as uvicorn).
 STARTUP_FAILURE = 3
+
+# After serving, how long idle worker threads get to stop before the process exits anyway.
+_THREAD_GRACE = 1.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,9 +80,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("asgi_bg.server").error("Cannot load the app: %s", exc)
         return STARTUP_FAILURE
     try:
-        return anyio.run(_serve, app, args, backend=args.backend)
+        status = anyio.run(_serve, app, args, backend=args.backend)
     except LifespanFailure:
         return STARTUP_FAILURE  # already logged with the app's message
+    _exit_without_abandoned_threads(status)
+    return status
+
+
+def _exit_without_abandoned_threads(status: int) -> None:
+    """Exit now if a thread shutdown gave up on is still running.
+
+    A thread cannot be cancelled: a `def` task (or handler) that outlived the shutdown
+    timeout was cancelled, counted and named, but its thread goes on. asyncio's worker
+    threads are not daemons, so the interpreter would wait for it at exit, past
+    `--shutdown-timeout`, possibly for ever. The app's shutdown has run by now.
+    """
+    deadline = time.monotonic() + _THREAD_GRACE
+    busy = []
+    for thread in threading.enumerate():
+        if thread is threading.current_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            busy.append(thread.name)
+    if not busy:
+        return
+    logging.getLogger("asgi_bg.server").warning(
+        "Exiting with %d thread(s) still running work that shutdown cancelled: %s",
+        len(busy),
+        ", ".join(busy),
+    )
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 async def _serve(app: ASGIApp, args: argparse.Namespace) -> int:
