@@ -1,0 +1,183 @@
+"""One matrix: the probe app and the seed's examples under every ASGI server, for real.
+
+Each server runs once per module as a subprocess on a free loopback port. For each we
+check that the response arrives while the slow tasks are still running (they block on the
+test's signal listener until released, so this is certain, not timed), that the tasks
+then run in order (``def`` ones in a worker thread), that the server keeps serving the
+keep-alive connection meanwhile, and that a failing task breaks neither the server nor
+the connection. A server that is not installed is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from interop_support import LIMIT, SERVERS, Served, ServerKind, serving
+
+
+@pytest.fixture(scope="module", params=SERVERS, ids=[s.name for s in SERVERS])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    kind: ServerKind = request.param
+    if (reason := kind.missing()) is not None:
+        pytest.skip(reason)
+    with serving(kind, tmp_path_factory.mktemp(kind.name)) as server:
+        yield server
+
+
+def read_json(conn: Any) -> tuple[int, Any]:
+    response = conn.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def wait_returned(served: Served, conn: Any, path: str) -> None:
+    """Until the ASGI call for ``path`` returned (so its tasks are done), on ``conn``."""
+    conn.request("GET", f"/returned?path={quote(path)}")
+    assert read_json(conn) == (200, {"returned": path})
+
+
+def test_response_arrives_while_the_slow_tasks_run(served: Served) -> None:
+    signals, token = served.signals, "order"
+    conn = served.connect()
+    conn.request("POST", f"/probe/{token}")
+    status, body = read_json(conn)
+    assert status == 200
+    assert body["token"] == token
+
+    # The whole response is in; the first task is running and blocked until we say so.
+    slow_async = signals.expect("async started", token)
+    assert signals.received(token) == []
+    # The server keeps serving this very connection while the app's call goes on.
+    conn.request("GET", "/pid")
+    assert read_json(conn) == (200, {"pid": body["pid"]})
+    slow_async.release()
+    signals.expect("async done", token)
+
+    slow_sync = signals.expect("sync started", token)
+    assert slow_sync.data["thread"] != slow_async.data["thread"]  # a worker thread
+    assert signals.received(token) == []
+    slow_sync.release()
+    signals.expect("sync done", token)
+    for event in ("failing", "last"):
+        assert signals.expect(event, token).pid == body["pid"]
+    wait_returned(served, conn, f"/probe/{token}")
+    conn.close()
+
+
+def test_a_failing_task_breaks_neither_the_server_nor_the_connection(served: Served) -> None:
+    signals, token = served.signals, "failure"
+    conn = served.connect()
+    conn.request("POST", f"/probe/{token}")
+    assert read_json(conn)[0] == 200
+    sock = conn.sock
+    for started in ("async started", "sync started"):
+        signals.expect(started, token).release()
+    signals.expect("failing", token)
+    signals.expect("last", token)  # the task after the failing one still ran
+
+    # Second request on the same connection, after the call with the failure returned.
+    wait_returned(served, conn, f"/probe/{token}")
+    assert conn.sock is sock is not None  # never reconnected
+    conn.request("GET", "/pid")
+    assert read_json(conn)[0] == 200
+    conn.close()
+    assert served.request("GET", "/pid")[0] == 200  # and new connections are served
+    log = served.log()
+    assert "interop_probe.failing_task" in log, log
+    assert f"probe failure {token}" in log, log
+
+
+EMAIL = "user@example.com"
+SEED = {"message": "Message sent"}
+
+# name -> (request path, query, expected answer, log file, expected log)
+EXAMPLE_CASES: dict[str, tuple[str, str, dict[str, str], str, str]] = {
+    "notification": (
+        f"/send-notification/{EMAIL}",
+        "",
+        {"message": "Notification sent in the background"},
+        "log.txt",
+        f"notification for {EMAIL}: some notification",
+    ),
+    "annotated": (
+        f"/send-notification/{EMAIL}",
+        "?q=hello",
+        SEED,
+        "log.txt",
+        f"found query: hello\nmessage to {EMAIL}\n",
+    ),
+    "default": (
+        f"/send-notification/{EMAIL}",
+        "?q=hello",
+        SEED,
+        "log.txt",
+        f"found query: hello\nmessage to {EMAIL}\n",
+    ),
+    "typing_extensions": (
+        f"/send-notification/{EMAIL}",
+        "",
+        SEED,
+        "log.txt",
+        f"message to {EMAIL}\n",
+    ),
+    "quick_start": (
+        f"/log/{EMAIL}",
+        "?q=hi",
+        SEED,
+        "log-deps.txt",
+        f"found query: hi\nmessage to {EMAIL}\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("example", list(EXAMPLE_CASES))
+def test_seed_example(served: Served, example: str) -> None:
+    path, query, answer, log_name, expected = EXAMPLE_CASES[example]
+    log_file: Path = served.examples_dir / log_name
+    log_file.unlink(missing_ok=True)
+    full = f"/examples/{example}{path}"
+    conn = served.connect()
+    conn.request("POST", full + query)
+    assert read_json(conn) == (200, answer)
+    wait_returned(served, conn, full)
+    assert log_file.read_text() == expected
+    if example == "quick_start":
+        conn.request("GET", f"/examples/{example}/tasks")
+        status, stats = read_json(conn)
+        assert (status, stats["failed"]) == (200, 0)
+        assert stats["succeeded"] >= 2
+    conn.close()
+
+
+def test_daphne_kills_calls_after_its_close_timeout_and_every_lost_task_is_named(
+    tmp_path: Path,
+) -> None:
+    """Daphne cancels an ASGI call ``--application-close-timeout`` seconds (default 10) after
+    the response finished, even on a live keep-alive connection. deployment.md says to raise
+    it above the longest task; when it strikes, asgi_bg logs each cancelled task by name."""
+    kind = next(s for s in SERVERS if s.name == "daphne")
+    if (reason := kind.missing()) is not None:
+        pytest.skip(reason)
+    with serving(kind, tmp_path, extra=("--application-close-timeout", "1")) as served:
+        conn = served.connect()
+        conn.request("POST", "/probe/killed")
+        assert read_json(conn)[0] == 200
+        held = served.signals.expect("async started", "killed")
+        assert held.conn.recv(16) == b""  # daphne cancelled the task: its connection closed
+        deadline = time.monotonic() + LIMIT
+        names = [f"Cancelled background task interop_probe.{t}" for t in CANCELLED]
+        while not all(name in served.log() for name in names):
+            assert time.monotonic() < deadline, served.log()
+            time.sleep(0.05)  # a log file: nothing to wait on but time
+        assert served.signals.received("killed") == []  # none of the later tasks started
+        conn.close()
+
+
+CANCELLED = ("slow_async_task", "slow_sync_task", "failing_task", "last_task")
