@@ -4,7 +4,7 @@
 slow ``async def`` task, a slow ``def`` task, a failing task and a last task. The slow
 tasks do not sleep: each connects to the test's signal listener (``INTEROP_SIGNALS``,
 ``host:port``), says it started and blocks until the test releases it, so the test knows
-for certain that the response arrived while they were still running. The seed's examples
+for certain that the response arrived while they were still running. The examples
 are mounted under ``/examples/...``; ``GET /returned?path=...`` waits until the ASGI call
 for ``path`` has returned (its tasks are done), so nothing here is timed with sleeps.
 """
@@ -27,6 +27,8 @@ from examples import (
     dependency_annotated,
     dependency_default,
     dependency_typing_extensions,
+    email_notification,
+    slow_processing,
 )
 
 # Far above what any step takes; only turns a hang into a failure.
@@ -38,6 +40,8 @@ EXAMPLES = {
     "default": dependency_default.app,
     "typing_extensions": dependency_typing_extensions.app,
     "quick_start": quick_start.app,
+    "email_notification": email_notification.app,
+    "slow_processing": slow_processing.app,
 }
 
 

@@ -227,6 +227,7 @@ def serving(
     app: str = "interop_probe:app",
     extra: tuple[str, ...] = (),
     ready_path: str = "/pid",
+    env: dict[str, str] | None = None,
 ) -> Iterator[Served]:
     """Start ``kind`` on ``app`` on a free loopback port; always stopped on exit."""
     signals = Signals()
@@ -238,6 +239,8 @@ def serving(
         ASGI_BG_EXAMPLES_DIR=str(examples_dir),
         PYTHONPATH=os.pathsep.join([str(HERE), str(ROOT), os.environ.get("PYTHONPATH", "")]),
         PYTHONUNBUFFERED="1",
+        SLOW_PROCESSING_SECONDS="0",
+        **(env or {}),
     )
     port = free_port()
     log_path = tmp / f"{kind.name}.log"

@@ -10,25 +10,59 @@ the connection. A server that is not installed is skipped with the reason.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 from collections.abc import Iterator
+from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-from interop_support import LIMIT, SERVERS, Served, ServerKind, serving
+from interop_support import LIMIT, SERVERS, Served, ServerKind, free_port, serving
+
+
+class Inbox:
+    """An aiosmtpd handler keeping the subjects it received, for the email example."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.subjects: list[str] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.subjects.append(str(message_from_bytes(envelope.content)["Subject"]))
+        return "250 OK"
+
+
+@pytest.fixture(scope="module")
+def inbox() -> Iterator[Inbox | None]:
+    """A local SMTP server for every server of the matrix (None when aiosmtpd is missing)."""
+    if importlib.util.find_spec("aiosmtpd") is None:
+        yield None
+        return
+    from aiosmtpd.controller import Controller  # noqa: PLC0415
+
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port)
+    controller.start()
+    try:
+        yield inbox
+    finally:
+        controller.stop()
 
 
 @pytest.fixture(scope="module", params=SERVERS, ids=[s.name for s in SERVERS])
 def served(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    inbox: Inbox | None,
 ) -> Iterator[Served]:
     kind: ServerKind = request.param
     if (reason := kind.missing()) is not None:
         pytest.skip(reason)
-    with serving(kind, tmp_path_factory.mktemp(kind.name)) as server:
+    smtp = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(inbox.port if inbox else 0)}
+    with serving(kind, tmp_path_factory.mktemp(kind.name), env=smtp) as server:
         yield server
 
 
@@ -153,6 +187,35 @@ def test_seed_example(served: Served, example: str) -> None:
         status, stats = read_json(conn)
         assert (status, stats["failed"]) == (200, 0)
         assert stats["succeeded"] >= 2
+    conn.close()
+
+
+def test_email_example_sends_over_smtp(served: Served, inbox: Inbox | None) -> None:
+    if inbox is None:
+        pytest.skip("aiosmtpd is not installed (pip install -e '.[test]')")
+    subject = f"hello from {served.kind}"
+    path = "/examples/email_notification/notify/me@example.com"
+    conn = served.connect()
+    body = json.dumps({"subject": subject, "body": "hi"}).encode()
+    conn.request("POST", path, body=body, headers={"content-type": "application/json"})
+    assert read_json(conn)[0] == 202
+    wait_returned(served, conn, path)
+    assert subject in inbox.subjects
+    conn.close()
+
+
+def test_slow_processing_example_accepts_an_upload_and_reports_the_job(served: Served) -> None:
+    conn = served.connect()
+    data = b"a file\nof two lines\n" * 1000
+    conn.request("POST", "/examples/slow_processing/jobs", body=data)
+    status, job = read_json(conn)
+    assert (status, job["status"]) == (202, "queued")
+    wait_returned(served, conn, "/examples/slow_processing/jobs")
+    conn.request("GET", f"/examples/slow_processing{job['url']}")
+    status, done = read_json(conn)
+    assert (status, done["status"], done["result"]["lines"]) == (200, "done", 2000)
+    conn.request("GET", "/examples/slow_processing/jobs/unknown")
+    assert read_json(conn)[0] == 404
     conn.close()
 
 
