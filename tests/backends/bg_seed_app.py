@@ -5,8 +5,8 @@ Served by ``python -m asgi_bg bg_seed_app:app`` (and imported by the Celery work
 
 * ``ASGI_BG_TEST_BACKEND``: ``durable``, ``celery`` or unset (in-process);
 * ``ASGI_BG_TEST_DB``: the durable backend's SQLite file;
-* ``ASGI_BG_TEST_POLL``: the durable backend's poll interval (a long one holds the
-  journaled calls, as a process that dies before it got to them);
+* ``ASGI_BG_TEST_JOURNAL_ONLY=1``: the durable backend journals and does not run (as a
+  process that dies before it got to its calls);
 * ``ASGI_BG_TEST_REDIS_URL``, ``ASGI_BG_TEST_VISIBILITY``: the Celery broker;
 * ``ASGI_BG_EXAMPLES_DIR``: where ``log.txt`` and the ``slow`` task's files go.
 """
@@ -26,8 +26,13 @@ def backend_from_env() -> Any:
     if kind == "durable":
         from asgi_bg.backends.durable import DurableBackend  # noqa: PLC0415
 
-        poll = float(os.environ.get("ASGI_BG_TEST_POLL", "0.05"))
-        return DurableBackend(os.environ["ASGI_BG_TEST_DB"], poll_interval=poll)
+        journal_only = os.environ.get("ASGI_BG_TEST_JOURNAL_ONLY") == "1"
+        return DurableBackend(
+            os.environ["ASGI_BG_TEST_DB"],
+            poll_interval=0.05,
+            run_tasks=not journal_only,
+            executor_id="local",
+        )
     if kind == "celery":
         from celery import Celery  # noqa: PLC0415
 
