@@ -119,6 +119,7 @@ class CeleryBackend:
             reject_on_worker_lost=True,
             ignore_result=True,
             serializer="json",
+            shared=False,  # this app's task, not one for every Celery app of the process
         )(run)
 
     # --- the app side -----------------------------------------------------------------------
