@@ -9,24 +9,22 @@ soon as the *response* is complete, while the call (its background work) goes on
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from urllib.parse import unquote
 
 import anyio
 import h11
-from anyio.abc import ByteStream, SocketAttribute, TaskGroup
+from anyio.abc import ByteStream, SocketAttribute
 from anyio.streams.memory import MemoryObjectSendStream
 
 from .._types import Message, Scope
 from ._http import ASGI_VERSION, HTTP_SPEC_VERSION, simple_response
+from .calls import CallRunner
 from .cycle import RequestCycle
 from .state import ServerState, logger
 
 _READ_SIZE = 64 * 1024
-# RFC 9112 §9.3.2 lets clients pipeline. While a response is in progress the
-# connection keeps reading (that is how it notices a disconnect) but buffers at most
-# this much of the next requests before it waits for the response to finish.
-_PIPELINE_LIMIT = 64 * 1024
 # How long a closing connection waits for the client to read the last response and
 # close its side (see `_linger`).
 _LINGER = 2.0
@@ -45,19 +43,22 @@ class HTTPConnection:
         )
         self.closing = state.shutting_down  # answer with `Connection: close`, then stop
         self._eof = False
-        self._idle_scope: anyio.CancelScope | None = None
+        self._current: RequestCycle | None = None  # the latest exchange
+        self._wait_scope: anyio.CancelScope | None = None  # while reading ahead
+        self._done_event: anyio.Event | None = None  # only when the read-ahead is full
         self._server_addr = _address(stream.extra(SocketAttribute.local_address, None))
         self._client_addr = _address(stream.extra(SocketAttribute.remote_address, None))
 
     def shutdown(self) -> None:
         """Graceful shutdown: an idle connection closes now, a busy one after its response."""
         self.closing = True
-        if self._idle_scope is not None:
-            self._idle_scope.cancel()
+        if self._wait_scope is not None and self._idle():
+            self._wait_scope.cancel()
 
     async def run(self) -> None:
         """Serve requests until the connection ends, then wait for the ASGI calls."""
-        async with anyio.create_task_group() as calls:
+        async with anyio.create_task_group() as group:
+            calls = CallRunner(group)
             try:
                 await self._serve(calls)
             except BaseException:
@@ -65,17 +66,100 @@ class HTTPConnection:
                 with anyio.CancelScope(shield=True):
                     await self._stream.aclose()
                 raise
+            finally:
+                calls.close()
+                if self._current is not None:
+                    self._current.disconnect()  # a running app must not wait for more
             with anyio.CancelScope(shield=True):
                 await self._close()
 
-    async def _serve(self, calls: TaskGroup) -> None:
-        idle_timeout = self._state.config.header_timeout
-        while not self.closing:
-            request = await self._read_request(idle_timeout)
-            if request is None or not await self._respond(calls, request):
-                return
-            self.h11.start_next_cycle()
-            idle_timeout = self._state.config.keep_alive
+    async def _serve(self, calls: CallRunner) -> None:
+        # PERF: one scope for the whole connection, whose deadline moves (keep-alive
+        # wait: finite; otherwise: none), instead of a timeout scope per request.
+        with anyio.CancelScope() as scope:
+            self._wait_scope = scope
+            scope.deadline = anyio.current_time() + self._state.config.header_timeout
+            try:
+                while await self._await_next_request():
+                    scope.deadline = math.inf
+                    request = await self._read_request()
+                    if request is None or not await self._respond(calls, request):
+                        return
+            finally:
+                self._wait_scope = None
+
+    # -- between requests -----------------------------------------------------------
+
+    def _idle(self) -> bool:
+        return self._current is None or self._current.done
+
+    def _reusable(self, cycle: RequestCycle) -> bool:
+        return (
+            not (cycle.gone or cycle.must_close)
+            and self.h11.our_state is h11.DONE
+            and self.h11.their_state is h11.DONE
+        )
+
+    async def _await_next_request(self) -> bool:
+        """Wait for the next request's first bytes; False when the connection should close.
+
+        PERF: the read for the next request starts while the previous response is
+        still being produced. It notices a disconnect (ASGI `http.disconnect`) and
+        picks up pipelined requests, and when the response completes it simply goes on
+        as the keep-alive wait: no cancellation per request, only a new deadline.
+        The wait scope's cancellation (idle too long, or shutdown) ends `_serve`.
+        """
+        if self._current is not None:
+            self._current.attach(self._exchange_done)
+        return await self._read_ahead()
+
+    def _exchange_done(self) -> None:
+        # Called once, as the current response completes (or its call ends).
+        if self._done_event is not None:
+            self._done_event.set()
+        scope = self._wait_scope
+        if scope is None:
+            return
+        cycle = self._current
+        if self.closing or cycle is None or not self._reusable(cycle):
+            scope.cancel()
+        else:  # RFC 9112 §9.5: idle keep-alive connections may be closed at any time
+            scope.deadline = anyio.current_time() + self._state.config.keep_alive
+
+    async def _read_ahead(self) -> bool:
+        cycle = self._current
+        buffered = len(self.h11.trailing_data[0])
+        while True:
+            if cycle is None or cycle.done:
+                if buffered:
+                    return self._start_next_cycle(cycle)
+            elif buffered:
+                # RFC 9112 §9.3.2: a pipelined request waits, unread past one receive,
+                # until the response before it is complete.
+                await self._wait_done(cycle)
+                continue
+            received = await self._receive()
+            if not received:
+                if cycle is not None:
+                    cycle.disconnect()
+                return False
+            buffered += received
+
+    def _start_next_cycle(self, cycle: RequestCycle | None) -> bool:
+        if cycle is None:
+            return True
+        if not self._reusable(cycle):
+            return False
+        self.h11.start_next_cycle()
+        return True
+
+    async def _wait_done(self, cycle: RequestCycle) -> None:
+        self._done_event = anyio.Event()
+        try:
+            if not cycle.done:
+                await self._done_event.wait()
+        finally:
+            self._done_event = None
 
     # -- reading ------------------------------------------------------------------
 
@@ -96,23 +180,12 @@ class HTTPConnection:
                 return event
             await self._receive()
 
-    async def _wait_for_data(self, idle_limit: float) -> bool:
-        # Idle between requests: the keep-alive timeout applies, and shutdown may
-        # cancel the wait (RFC 9112 §9.5 lets a server close idle connections).
-        with anyio.move_on_after(idle_limit) as scope:
-            self._idle_scope = scope
-            try:
-                return not self.closing and await self._receive() > 0
-            finally:
-                self._idle_scope = None
-        return False
-
-    async def _read_request(self, idle_timeout: float) -> h11.Request | None:
-        if not self.h11.trailing_data[0] and not await self._wait_for_data(idle_timeout):
-            return None
+    async def _read_request(self) -> h11.Request | None:
         try:
-            with anyio.fail_after(self._state.config.header_timeout):
-                event = await self._next_event()
+            event = self.h11.next_event()
+            if event is h11.NEED_DATA:  # PERF: a head that came whole needs no timer
+                with anyio.fail_after(self._state.config.header_timeout):
+                    event = await self._next_event()
         except TimeoutError:
             logger.debug("Closing connection from %s: request head too slow", self._client_addr)
             return None
@@ -124,47 +197,40 @@ class HTTPConnection:
 
     # -- one request ----------------------------------------------------------------
 
-    async def _respond(self, calls: TaskGroup, request: h11.Request) -> bool:
-        """Run one exchange; True when the connection can serve another request."""
+    async def _respond(self, calls: CallRunner, request: h11.Request) -> bool:
+        """Start one exchange; False when the connection should close at once."""
         head = request.method == b"HEAD"
-        refusal = self._refusal(request)
-        if refusal:
-            await self.write_simple(refusal, close=True, head=head)
-            return False
         try:
             first = self.h11.next_event()  # bodyless requests end right here
         except h11.RemoteProtocolError as exc:
             await self.write_simple(exc.error_status_hint, close=True, head=head)
             return False
         has_body = not isinstance(first, h11.EndOfMessage)
+        refusal = self._refusal(request, has_body)
+        if refusal:
+            await self.write_simple(refusal, close=True, head=head)
+            return False
         cycle = RequestCycle(self, self._state, self._scope(request), has_body=has_body)
-        calls.start_soon(cycle.run)
+        self._current = cycle
+        calls.submit(cycle)
+        if cycle.body_send is None:
+            return True
         with anyio.CancelScope() as scope:
-            cycle.attach(scope.cancel)  # the response is complete: stop reading for it
-            await self._follow(cycle, first)
-        reusable = (
-            not (cycle.gone or cycle.must_close)
-            and self.h11.our_state is h11.DONE
-            and self.h11.their_state is h11.DONE
-        )
-        if not reusable:
-            cycle.disconnect()  # a running app must not wait forever for more body
-        return reusable
+            cycle.attach(scope.cancel)  # answered before the body was read: stop reading
+            return await self._pump_body(cycle, cycle.body_send, first)
+        return True  # the response is done; what is left of the body decides reuse
 
-    def _refusal(self, request: h11.Request) -> int:
+    def _refusal(self, request: h11.Request, has_body: bool) -> int:
         if self._state.over_capacity():
             return 503
+        if not has_body:
+            return 0
         for name, value in request.headers:
             # RFC 9110 §15.5.14: refuse a declared oversize body before reading it
             # (and before any `100 Continue`).
             if name == b"content-length" and int(value) > self._state.config.max_body:
                 return 413
         return 0
-
-    async def _follow(self, cycle: RequestCycle, first: Any) -> None:
-        if cycle.body_send is not None and not await self._pump_body(cycle, cycle.body_send, first):
-            return
-        await self._watch(cycle)
 
     async def _pump_body(
         self, cycle: RequestCycle, sink: MemoryObjectSendStream[Message], event: Any
@@ -210,17 +276,6 @@ class HTTPConnection:
             with anyio.CancelScope(shield=True), anyio.move_on_after(_LINGER):
                 await self.write_simple(status, close=True, head=cycle.scope["method"] == "HEAD")
         return False
-
-    async def _watch(self, cycle: RequestCycle) -> None:
-        """Read ahead until the response completes (this scope is then cancelled)."""
-        buffered = len(self.h11.trailing_data[0])
-        while buffered < _PIPELINE_LIMIT:
-            received = await self._receive()
-            if not received:
-                cycle.disconnect()  # ASGI: the app learns through `http.disconnect`
-                return
-            buffered += received
-        await anyio.sleep_forever()
 
     def _scope(self, request: h11.Request) -> Scope:
         raw_path, _, query = request.target.partition(b"?")

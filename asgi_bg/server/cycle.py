@@ -128,7 +128,8 @@ class RequestCycle:
     # -- connection side ----------------------------------------------------------
 
     def attach(self, on_done: Callable[[], None]) -> None:
-        """Call `on_done` once the connection may stop waiting for this response."""
+        """Call `on_done` once the connection may stop waiting for this response
+        (at once if it already may); replaces the previous callback."""
         self._on_done = on_done
         if self._done:
             on_done()
@@ -152,7 +153,14 @@ class RequestCycle:
         self.gone = True  # the connection calls `disconnect` once its answer is out
         return True
 
+    @property
+    def done(self) -> bool:
+        """The connection may move on: the response completed or the call ended."""
+        return self._done
+
     def _signal_done(self) -> None:
+        if self._done:
+            return  # only the first moment counts: the connection has moved on since
         self._done = True
         if self._on_done is not None:
             self._on_done()

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Unpack, cast
+from typing import Unpack
 
 import anyio
-from anyio.abc import SocketAttribute, SocketListener, SocketStream, TaskGroup, TaskStatus
-from anyio.streams.stapled import MultiListener
+from anyio.abc import ByteStream, TaskGroup, TaskStatus
 
 from .._types import ASGIApp
 from .config import ServerConfig, ServerOptions
 from .connection import HTTPConnection
 from .lifespan import Lifespan, LifespanFailure
+from .listeners import Listening, open_listening
 from .state import ServerState, logger
 
 ShutdownTrigger = Callable[[], Awaitable[object]]
-
-# After an accept error such as EMFILE (too many open files), wait this long before
-# accepting again instead of spinning.
-_ACCEPT_BACKOFF = 0.1
 
 
 class Server:
@@ -33,20 +29,18 @@ class Server:
 
     async def serve(self, shutdown_trigger: ShutdownTrigger, task_status: TaskStatus[int]) -> None:
         """Start up, serve until `shutdown_trigger` returns, then shut down gracefully."""
-        config = self.config
         # Bound before lifespan startup so a busy port fails fast, with a plain OSError;
         # nothing is accepted until startup has succeeded.
-        listener = await anyio.create_tcp_listener(local_host=config.host, local_port=config.port)
-        async with listener:
-            failure = await self._run(listener, shutdown_trigger, task_status)
+        listening = await open_listening(self.config.host, self.config.port)
+        try:
+            failure = await self._run(listening, shutdown_trigger, task_status)
+        finally:
+            await listening.aclose()
         if failure is not None:  # raised here, outside task groups: not wrapped in a group
             raise LifespanFailure(failure)
 
     async def _run(
-        self,
-        listener: MultiListener[SocketStream],
-        shutdown_trigger: ShutdownTrigger,
-        task_status: TaskStatus[int],
+        self, listening: Listening, shutdown_trigger: ShutdownTrigger, task_status: TaskStatus[int]
     ) -> str | None:
         async with anyio.create_task_group() as lifespan_group:
             lifespan = Lifespan(self.state.app)
@@ -55,44 +49,26 @@ class Server:
             if failure is not None:
                 lifespan_group.cancel_scope.cancel()
                 return failure
-            await self._serve_http(listener, shutdown_trigger, task_status)
+            await self._serve_http(listening, shutdown_trigger, task_status)
             await lifespan.shutdown(self.config.shutdown_timeout)
         return None
 
     async def _serve_http(
-        self,
-        listener: MultiListener[SocketStream],
-        shutdown_trigger: ShutdownTrigger,
-        task_status: TaskStatus[int],
+        self, listening: Listening, shutdown_trigger: ShutdownTrigger, task_status: TaskStatus[int]
     ) -> None:
-        port = listener.extra(SocketAttribute.local_port)
         async with anyio.create_task_group() as connections:
-            async with anyio.create_task_group() as acceptors:
-                for sub in listener.listeners:
-                    # create_tcp_listener only ever makes socket listeners.
-                    acceptors.start_soon(self._accept, cast(SocketListener, sub), connections)
-                logger.info(
-                    "asgi-bg serving on http://%s:%d (press CTRL+C to stop)",
-                    _url_host(self.config.host),
-                    port,
-                )
-                task_status.started(port)
-                await shutdown_trigger()
-                acceptors.cancel_scope.cancel()
-            await listener.aclose()  # new clients are refused from here on
+            await listening.start(connections, self._handle)
+            logger.info(
+                "asgi-bg serving on http://%s:%d (press CTRL+C to stop)",
+                _url_host(self.config.host),
+                listening.port,
+            )
+            task_status.started(listening.port)
+            await shutdown_trigger()
+            await listening.aclose()  # new clients are refused from here on
             await self._drain(connections)
 
-    async def _accept(self, listener: SocketListener, connections: TaskGroup) -> None:
-        while True:  # ends when shutdown cancels the acceptors
-            try:
-                stream = await listener.accept()
-            except OSError as exc:
-                logger.error("Accepting a connection failed: %s", exc)
-                await anyio.sleep(_ACCEPT_BACKOFF)
-                continue
-            connections.start_soon(self._handle, stream)
-
-    async def _handle(self, stream: SocketStream) -> None:
+    async def _handle(self, stream: ByteStream) -> None:
         connection = HTTPConnection(stream, self.state)
         self._connections.add(connection)
         try:
