@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio
 import httpx
 import pytest
 from server_support import echo_app, get, http_get, respond, running
@@ -91,3 +92,64 @@ async def test_app_without_lifespan_support_is_served(caplog: pytest.LogCaptureF
         raw = await http_get(server.port, get("/", "Connection: close"))
     assert raw.startswith(b"HTTP/1.1 200 ")
     assert "lifespan not supported" in caplog.text
+
+
+async def test_large_bodies_both_ways_under_flow_control() -> None:
+    """Megabytes each way: both streams' read and write backpressure paths run."""
+    size = 3 * 1024 * 1024
+    async with (
+        running(echo_app, max_body=size) as server,
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
+        reply = await client.post("/big", content=b"z" * size)
+    assert reply.status_code == 200
+    assert len(reply.content) == size + len(b"/big|")
+
+
+async def test_close_delimited_response_arrives_whole() -> None:
+    body = b"x" * (2 * 1024 * 1024)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        await send({"type": "http.response.body"})
+
+    async with running(app) as server:
+        raw = await http_get(server.port, get("/", version="1.0"))
+    assert raw.endswith(b"\r\n\r\n" + body)  # HTTP/1.0: ends at close, nothing lost
+
+
+async def test_client_going_away_is_reported_over_tcp() -> None:
+    seen: list[str] = []
+    gone = anyio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append((await receive())["type"])
+        seen.append((await receive())["type"])
+        gone.set()
+
+    async with running(app) as server:
+        stream = await anyio.connect_tcp("127.0.0.1", server.port)
+        await stream.send(get())
+        await stream.aclose()
+        with anyio.fail_after(5):
+            await gone.wait()
+    assert seen == ["http.request", "http.disconnect"]
+
+
+async def test_idle_keep_alive_connection_is_closed_over_tcp() -> None:
+    async with (
+        running(echo_app, keep_alive=0.05) as server,
+        await anyio.connect_tcp("127.0.0.1", server.port) as stream,
+    ):
+        await stream.send(get())
+        data = b""
+        with anyio.fail_after(5):
+            while True:
+                try:
+                    data += await stream.receive()
+                except anyio.EndOfStream:
+                    break
+    assert data.startswith(b"HTTP/1.1 200 ")
