@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
@@ -151,6 +152,7 @@ class DurableBackend:
         self._registry: Mapping[str, Callable[..., Any]] = {}
         self._token: anyio.lowlevel.EventLoopToken | None = None
         self._queue: Any = None
+        self._dbos: DBOS | None = None
         self._journal_limiter: anyio.CapacityLimiter | None = None
         self._task_limiter: anyio.CapacityLimiter | None = None
         # Loop side: whether calls may still start, and the scopes of the running ones.
@@ -193,7 +195,7 @@ class DurableBackend:
 
     def _launch(self) -> None:
         config: DBOSConfig = self._config  # type: ignore[assignment]
-        DBOS(config=config)
+        self._dbos = DBOS(config=config)
         if not self.run_tasks:
             DBOS.listen_queues([])  # DBOS's own internal queue is still served
         DBOS.launch()  # recovery of this executor's unfinished workflows starts here
@@ -243,6 +245,7 @@ class DurableBackend:
             await self._wait_idle()
             with self._lock:
                 self._closing = True
+            await anyio.to_thread.run_sync(self._quiesce)
             await anyio.to_thread.run_sync(DBOS.destroy)
             # A DBOS thread that had just passed the closing check answers on our loop.
             with anyio.move_on_after(5.0):
@@ -252,6 +255,7 @@ class DurableBackend:
                             break
                     await anyio.sleep(0.01)
         self._queue = None
+        self._dbos = None
         self._token = None
         with _active_lock:
             if _active is self:
@@ -261,6 +265,19 @@ class DurableBackend:
         """``submitted`` and ``submit_failed`` calls; ``running``, ``succeeded``, ``failed``
         calls in this process; ``deferred``: left in the journal by a shutdown."""
         return dict(self._counts)
+
+    def _quiesce(self, limit: float = 5.0) -> None:
+        """Stop dequeuing, then let in-flight workflows unwind before DBOS closes its
+        database (they find the backend closing and leave their calls journaled)."""
+        dbos = self._dbos
+        if dbos is None:
+            return
+        for event in dbos.background_thread_stop_events:
+            event.set()
+        active = getattr(dbos, "_active_workflows_set", None)  # not public: best effort
+        deadline = time.monotonic() + limit
+        while active is not None and active.activeList() and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     async def _wait_idle(self) -> None:
         while self._scopes:

@@ -1,10 +1,12 @@
-"""Helpers of the task backend tests: bounded waits, app and Celery worker subprocesses
-(killed on the way out), a broker that accepts and never answers."""
+"""Helpers of the task backend tests: bounded waits, a Redis server on a free loopback
+port, app and Celery worker subprocesses (killed on the way out), a broker that accepts
+and never answers."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +19,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
+import redis
 
 HERE = Path(__file__).parent
 LIMIT = 20.0  # a subprocess start includes imports (DBOS, Celery); far above what it takes
@@ -38,6 +43,50 @@ def wait_until(predicate: Callable[[], bool], limit: float = LIMIT, what: str = 
 
 def read(path: Path) -> str:
     return path.read_text() if path.exists() else ""
+
+
+# --- Redis ------------------------------------------------------------------------------------
+
+
+def redis_server() -> Iterator[str]:
+    """Start ``redis-server`` on a free loopback port, yield its URL, kill it (a fixture body).
+
+    Fails, never skips, when ``CI=true`` and ``redis-server`` is missing.
+    """
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("redis-server is not installed; .ci/run installs it")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    command += ["--appendonly", "no", "--protected-mode", "yes"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: _redis_ping(port), 10.0, "redis-server to answer PING")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.kill()
+        process.wait(10.0)
+
+
+def _redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def emptied(url: str) -> str:
+    """``url``'s Redis, emptied."""
+    client = redis.Redis.from_url(url, socket_timeout=5.0)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return url
 
 
 # --- a broker that accepts and never answers ----------------------------------------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,15 @@ import anyio
 import anyio.lowlevel
 import bg_seed_app
 import pytest
-from backend_support import celery_worker, free_port, hung_listener, read, wait_until
+from backend_support import (
+    celery_worker,
+    emptied,
+    free_port,
+    hung_listener,
+    read,
+    redis_server,
+    wait_until,
+)
 from celery import Celery
 
 from asgi_bg import App, BackgroundTasks
@@ -24,6 +32,16 @@ from asgi_bg.backends.celery import TASK_NAME, CeleryBackend, worker_app
 from asgi_bg.testing import AsyncTestClient, TestResponse
 
 DONE: list[str] = []
+
+
+@pytest.fixture(scope="module")
+def redis_session() -> Iterator[str]:
+    yield from redis_server()
+
+
+@pytest.fixture
+def redis_url(redis_session: str) -> str:
+    return emptied(redis_session)
 
 
 def record(message: str) -> None:

@@ -8,11 +8,23 @@ worker runs it (``acks_late``, a short visibility timeout).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
-from backend_support import app_server, celery_worker, read, wait_until
+import pytest
+from backend_support import app_server, celery_worker, emptied, read, redis_server, wait_until
 
 SEED_LOG = "found query: hello\nmessage to foo@example.com\n"
+
+
+@pytest.fixture(scope="module")
+def redis_session() -> Iterator[str]:
+    yield from redis_server()
+
+
+@pytest.fixture
+def redis_url(redis_session: str) -> str:
+    return emptied(redis_session)
 
 
 def journal_statuses(path: Path) -> list[str]:
