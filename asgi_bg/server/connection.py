@@ -10,6 +10,7 @@ soon as the *response* is complete, while the call (its background work) goes on
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 from urllib.parse import unquote
 
@@ -44,10 +45,17 @@ class HTTPConnection:
         self.closing = state.shutting_down  # answer with `Connection: close`, then stop
         self._eof = False
         self._current: RequestCycle | None = None  # the latest exchange
-        self._wait_scope: anyio.CancelScope | None = None  # while reading ahead
+        self._wait_scope: anyio.CancelScope | None = None  # cancelled: stop serving
+        # When an idle connection expires (see `idle.py`); `inf` while a request is on.
+        self.idle_deadline = time.monotonic() + state.config.header_timeout
         self._done_event: anyio.Event | None = None  # only when the read-ahead is full
         self._server_addr = _address(stream.extra(SocketAttribute.local_address, None))
         self._client_addr = _address(stream.extra(SocketAttribute.remote_address, None))
+
+    def expire(self, now: float) -> None:
+        """Close the connection if it has been idle past its deadline (`time.monotonic`)."""
+        if now >= self.idle_deadline and self._wait_scope is not None:
+            self._wait_scope.cancel()
 
     def shutdown(self) -> None:
         """Graceful shutdown: an idle connection closes now, a busy one after its response."""
@@ -57,6 +65,13 @@ class HTTPConnection:
 
     async def run(self) -> None:
         """Serve requests until the connection ends, then wait for the ASGI calls."""
+        self._state.connections.add(self)
+        try:
+            await self._run()
+        finally:
+            self._state.connections.discard(self)
+
+    async def _run(self) -> None:
         async with anyio.create_task_group() as group:
             calls = CallRunner(group)
             try:
@@ -74,14 +89,12 @@ class HTTPConnection:
                 await self._close()
 
     async def _serve(self, calls: CallRunner) -> None:
-        # PERF: one scope for the whole connection, whose deadline moves (keep-alive
-        # wait: finite; otherwise: none), instead of a timeout scope per request.
+        # One scope for the whole connection: idle expiry and shutdown cancel it.
         with anyio.CancelScope() as scope:
             self._wait_scope = scope
-            scope.deadline = anyio.current_time() + self._state.config.header_timeout
             try:
                 while await self._await_next_request():
-                    scope.deadline = math.inf
+                    self.idle_deadline = math.inf
                     request = await self._read_request()
                     if request is None or not await self._respond(calls, request):
                         return
@@ -106,8 +119,8 @@ class HTTPConnection:
         PERF: the read for the next request starts while the previous response is
         still being produced. It notices a disconnect (ASGI `http.disconnect`) and
         picks up pipelined requests, and when the response completes it simply goes on
-        as the keep-alive wait: no cancellation per request, only a new deadline.
-        The wait scope's cancellation (idle too long, or shutdown) ends `_serve`.
+        as the keep-alive wait: no cancellation and no timer per request, only a
+        deadline number that `idle.expire_idle_connections` checks.
         """
         if self._current is not None:
             self._current.attach(self._exchange_done)
@@ -124,7 +137,7 @@ class HTTPConnection:
         if self.closing or cycle is None or not self._reusable(cycle):
             scope.cancel()
         else:  # RFC 9112 §9.5: idle keep-alive connections may be closed at any time
-            scope.deadline = anyio.current_time() + self._state.config.keep_alive
+            self.idle_deadline = time.monotonic() + self._state.config.keep_alive
 
     async def _read_ahead(self) -> bool:
         cycle = self._current

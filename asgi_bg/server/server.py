@@ -11,6 +11,7 @@ from anyio.abc import ByteStream, TaskGroup, TaskStatus
 from .._types import ASGIApp
 from .config import ServerConfig, ServerOptions
 from .connection import HTTPConnection
+from .idle import expire_idle_connections
 from .lifespan import Lifespan, LifespanFailure
 from .listeners import Listening, open_listening
 from .state import ServerState, logger
@@ -24,7 +25,6 @@ class Server:
     def __init__(self, app: ASGIApp, config: ServerConfig) -> None:
         self.config = config
         self.state = ServerState(app, config)
-        self._connections: set[HTTPConnection] = set()
         self._drained = anyio.Event()
 
     async def serve(self, shutdown_trigger: ShutdownTrigger, task_status: TaskStatus[int]) -> None:
@@ -57,6 +57,7 @@ class Server:
         self, listening: Listening, shutdown_trigger: ShutdownTrigger, task_status: TaskStatus[int]
     ) -> None:
         async with anyio.create_task_group() as connections:
+            connections.start_soon(expire_idle_connections, self.state)
             await listening.start(connections, self._handle)
             logger.info(
                 "asgi-bg serving on http://%s:%d (press CTRL+C to stop)",
@@ -67,30 +68,28 @@ class Server:
             await shutdown_trigger()
             await listening.aclose()  # new clients are refused from here on
             await self._drain(connections)
+            connections.cancel_scope.cancel()  # the idle sweep; connections are done
 
     async def _handle(self, stream: ByteStream) -> None:
-        connection = HTTPConnection(stream, self.state)
-        self._connections.add(connection)
         try:
-            await connection.run()
+            await HTTPConnection(stream, self.state).run()
         except Exception:
             logger.exception("Unexpected error on a connection; it was closed")
         finally:
-            self._connections.discard(connection)
-            if self.state.shutting_down and not self._connections:
+            if self.state.shutting_down and not self.state.connections:
                 self._drained.set()
 
     async def _drain(self, connections: TaskGroup) -> None:
         """Close idle connections, let busy ones finish, cancel what outlives the timeout."""
         self.state.shutting_down = True
-        for connection in list(self._connections):
+        for connection in list(self.state.connections):
             connection.shutdown()
-        logger.info("Shutting down: waiting for %d connection(s)", len(self._connections))
-        if not self._connections:
+        logger.info("Shutting down: waiting for %d connection(s)", len(self.state.connections))
+        if not self.state.connections:
             return
         with anyio.move_on_after(self.config.shutdown_timeout):
             await self._drained.wait()
-        if self._connections:
+        if self.state.connections:
             for cycle in list(self.state.requests):
                 stage = "response sent, still running" if cycle.complete else "response not sent"
                 logger.warning("Cancelling unfinished request %s (%s)", cycle.describe(), stage)

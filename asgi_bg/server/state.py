@@ -9,6 +9,7 @@ from .._types import ASGIApp
 from .config import ServerConfig
 
 if TYPE_CHECKING:
+    from .connection import HTTPConnection
     from .cycle import RequestCycle
 
 logger = logging.getLogger("asgi_bg.server")
@@ -18,12 +19,13 @@ access_logger = logging.getLogger("asgi_bg.server.access")
 class ServerState:
     """The app, the settings, and the book-keeping shutdown and limits need.
 
-    `requests` holds every ASGI call still running, including calls whose response is
+    `connections` holds every connection whose task is still running. `requests` holds
+    every ASGI call still running, including calls whose response is
     complete but whose background work goes on: they count for `limit_concurrency`
     and are the ones reported when shutdown has to cancel.
     """
 
-    __slots__ = ("app", "config", "lifespan_state", "requests", "shutting_down")
+    __slots__ = ("app", "config", "connections", "lifespan_state", "requests", "shutting_down")
 
     def __init__(
         self,
@@ -35,6 +37,7 @@ class ServerState:
         self.config = config or ServerConfig()
         self.lifespan_state: dict[str, Any] = lifespan_state if lifespan_state is not None else {}
         self.requests: set[RequestCycle] = set()
+        self.connections: set[HTTPConnection] = set()  # open ones, and ones still in calls
         self.shutting_down = False
 
     def over_capacity(self) -> bool:

@@ -17,6 +17,7 @@ from asgi_bg._types import Message, Receive, Scope, Send
 from asgi_bg.server import serve
 from asgi_bg.server.config import ServerConfig, ServerOptions
 from asgi_bg.server.connection import HTTPConnection
+from asgi_bg.server.idle import expire_idle_connections
 from asgi_bg.server.state import ServerState
 
 # Every scripted exchange finishes far sooner; this only turns a hang into a failure.
@@ -135,9 +136,12 @@ async def connected(
     state = ServerState(app, ServerConfig(**options), lifespan_state)
     with anyio.fail_after(STEP_LIMIT * 2):
         async with anyio.create_task_group() as group:
-            group.start_soon(HTTPConnection(server_end, state).run)
-            yield ScriptedClient(client_end)
-            await client_end.send_eof()
+            group.start_soon(expire_idle_connections, state)
+            async with anyio.create_task_group() as connection:
+                connection.start_soon(HTTPConnection(server_end, state).run)
+                yield ScriptedClient(client_end)
+                await client_end.send_eof()
+            group.cancel_scope.cancel()
         await client_end.aclose()
 
 
