@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import signal
 import time
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -244,3 +245,44 @@ def test_daphne_kills_calls_after_its_close_timeout_and_every_lost_task_is_named
 
 
 CANCELLED = ("slow_async_task", "slow_sync_task", "failing_task", "last_task")
+
+
+# What each server does on SIGTERM with a background task running (deployment.md's table):
+# "waits" for the ASGI call to return, or "cancels" it (asgi_bg then names each lost task).
+ON_SIGTERM = {
+    "uvicorn-h11": "waits",
+    "uvicorn-httptools": "waits",
+    "hypercorn-asyncio": "cancels",
+    "hypercorn-trio": "cancels",
+    "granian": "waits",
+    "daphne": "cancels",
+    "asgi_bg-asyncio": "waits",
+    "asgi_bg-trio": "waits",
+}
+
+
+@pytest.mark.parametrize("kind", SERVERS, ids=[s.name for s in SERVERS])
+def test_sigterm_while_a_task_runs(kind: ServerKind, tmp_path: Path) -> None:
+    if (reason := kind.missing()) is not None:
+        pytest.skip(reason)
+    # hypercorn's grace before it cancels is 3 s by default; the test need not wait that long.
+    extra = ("--graceful-timeout", "1") if kind.name.startswith("hypercorn") else ()
+    with serving(kind, tmp_path, extra=extra) as served:
+        conn = served.connect()
+        conn.request("POST", "/probe/stop")
+        assert read_json(conn)[0] == 200
+        conn.close()
+        held = served.signals.expect("async started", "stop")
+        served.process.terminate()
+        if ON_SIGTERM[kind.name] == "waits":
+            held.release()
+            served.signals.expect("sync started", "stop").release()
+            served.signals.expect("last", "stop")  # every task ran to its end
+        else:
+            assert held.conn.recv(16) == b""  # the server cancelled the call
+        # uvicorn re-raises the signal once it has shut down cleanly, hence -SIGTERM.
+        assert served.process.wait(LIMIT) in (0, -signal.SIGTERM), served.log()
+        log = served.log()
+        if ON_SIGTERM[kind.name] == "cancels":
+            for task in CANCELLED:
+                assert f"Cancelled background task interop_probe.{task}" in log, log
