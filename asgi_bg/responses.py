@@ -12,7 +12,8 @@ import mimetypes
 import os
 import stat
 import uuid
-from collections.abc import AsyncIterable, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator, Mapping
+from contextlib import aclosing
 from email.utils import format_datetime, formatdate
 from http.cookies import SimpleCookie
 from typing import Any, Literal
@@ -303,10 +304,13 @@ class StreamingResponse(Response):
             raise failure
 
     async def _stream_body(self, send: Send) -> None:
-        async for chunk in _aiterate(self.body_iterator):
-            data = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
-            if not await _send_unless_gone(send, data, more_body=True):
-                return
+        # Closed however the loop ends (a disconnect cancels it midway), so the body's
+        # generator is finalised now, not by the garbage collector (trio warns then).
+        async with aclosing(_aiterate(self.body_iterator)) as chunks:
+            async for chunk in chunks:
+                data = chunk.encode(self.charset) if isinstance(chunk, str) else chunk
+                if not await _send_unless_gone(send, data, more_body=True):
+                    return
         await _send_unless_gone(send, b"", more_body=False)
 
 
@@ -330,10 +334,14 @@ async def _cancel_on_disconnect(receive: Receive, scope: anyio.CancelScope) -> N
             return
 
 
-async def _aiterate(content: AsyncIterable[Any] | Iterable[Any]) -> AsyncIterable[Any]:
+async def _aiterate(content: AsyncIterable[Any] | Iterable[Any]) -> AsyncGenerator[Any, None]:
     if isinstance(content, AsyncIterable):
-        async for chunk in content:
-            yield chunk
+        try:
+            async for chunk in content:
+                yield chunk
+        finally:
+            if isinstance(content, AsyncGenerator):
+                await content.aclose()
         return
     iterator = iter(content)
     while True:

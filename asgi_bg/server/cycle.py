@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 import h11
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
@@ -209,7 +210,11 @@ class RequestCycle:
     async def send(self, message: Message) -> None:
         """ASGI `send`: `http.response.start`, then `http.response.body` chunks."""
         if self.gone:
-            return  # spec 2.3: messages to a closed connection are dropped
+            # Spec 2.3: messages to a closed connection are dropped. Still a checkpoint:
+            # an app streaming from a generator that never awaits would otherwise spin
+            # through it without letting its own disconnect watcher run.
+            await anyio.lowlevel.checkpoint()
+            return
         kind = message["type"]
         if kind == "http.response.body":
             await self._send_body(message)
