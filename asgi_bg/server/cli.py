@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--shutdown-timeout", type=float, default=30.0, help="seconds in-flight work may take")
     add("--keep-alive", type=float, default=5.0, help="idle keep-alive timeout, seconds")
     add("--header-timeout", type=float, default=10.0, help="seconds to receive a request head")
+    add("--body-timeout", type=float, default=30.0, help="seconds a request body may stall")
     add("--max-body", type=int, default=DEFAULT_MAX_BODY, help="largest request body, bytes")
     add("--max-header-size", type=int, default=DEFAULT_MAX_HEADER_SIZE, help="bytes")
     add("--root-path", default="", help="ASGI root_path, for apps mounted under a prefix")
@@ -124,6 +125,7 @@ async def _serve(app: ASGIApp, args: argparse.Namespace) -> int:
         shutdown_timeout=args.shutdown_timeout,
         keep_alive=args.keep_alive,
         header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
         max_body=args.max_body,
         max_header_size=args.max_header_size,
         root_path=args.root_path,

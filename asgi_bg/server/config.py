@@ -19,6 +19,8 @@ class ServerConfig:
     """Everything the server needs besides the application.
 
     Times are in seconds. `port=0` asks the operating system for any free port.
+    `header_timeout` bounds the reading of a request head; `body_timeout` bounds each
+    wait for more of a request body (a client that stalls midway gets 408).
     `limit_concurrency` caps the ASGI calls in flight (including calls whose response
     is already sent but whose background work still runs); requests beyond it get 503.
     """
@@ -28,6 +30,7 @@ class ServerConfig:
     shutdown_timeout: float = 30.0
     keep_alive: float = 5.0
     header_timeout: float = 10.0
+    body_timeout: float = 30.0
     max_body: int = DEFAULT_MAX_BODY
     max_header_size: int = DEFAULT_MAX_HEADER_SIZE
     root_path: str = ""
@@ -37,7 +40,7 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be between 0 and 65535, not {self.port}")
-        for name in ("shutdown_timeout", "keep_alive", "header_timeout"):
+        for name in ("shutdown_timeout", "keep_alive", "header_timeout", "body_timeout"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative")
         if self.max_body < 0 or self.max_header_size < 1:
@@ -56,6 +59,7 @@ class ServerOptions(TypedDict, total=False):
     shutdown_timeout: float
     keep_alive: float
     header_timeout: float
+    body_timeout: float
     max_body: int
     max_header_size: int
     root_path: str

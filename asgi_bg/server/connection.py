@@ -193,6 +193,19 @@ class HTTPConnection:
                 return event
             await self._receive()
 
+    async def _next_body_event(self) -> Any:
+        """`_next_event` for a request body: TimeoutError once the client has sent
+        nothing for `body_timeout` seconds (RFC 9110 §15.5.9, 408), unless it is waiting
+        for our `100 Continue`, which is not its delay but the app's."""
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            with anyio.move_on_after(self._state.config.body_timeout) as waited:
+                await self._receive()
+            if waited.cancelled_caught and not self.h11.they_are_waiting_for_100_continue:
+                raise TimeoutError
+
     async def _read_request(self) -> h11.Request | None:
         try:
             event = self.h11.next_event()
@@ -257,6 +270,9 @@ class HTTPConnection:
                 cycle.disconnect()
                 return False
             return await self._refuse_body(cycle, exc.error_status_hint)
+        except TimeoutError:
+            logger.debug("Request body from %s stalled: 408", self._client_addr)
+            return await self._refuse_body(cycle, 408)
 
     async def _pump_chunks(
         self, cycle: RequestCycle, sink: MemoryObjectSendStream[Message], event: Any
@@ -264,7 +280,7 @@ class HTTPConnection:
         received = 0
         while not isinstance(event, h11.EndOfMessage):
             if not isinstance(event, h11.Data):
-                event = await self._next_event()
+                event = await self._next_body_event()
                 continue
             chunk = bytes(event.data)
             received += len(chunk)

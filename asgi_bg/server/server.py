@@ -110,7 +110,7 @@ async def serve(
     """Serve an ASGI 3 app over HTTP/1.1 until `shutdown_trigger()` returns.
 
     `options` are the fields of `ServerConfig` (`host`, `port`, `shutdown_timeout`,
-    `keep_alive`, `header_timeout`, `max_body`, `max_header_size`, `root_path`,
+    `keep_alive`, `header_timeout`, `body_timeout`, `max_body`, `max_header_size`, `root_path`,
     `limit_concurrency`, `access_log`). Start it with
     `port = await task_group.start(serve, app, ...)`: readiness (after lifespan
     startup, with the socket listening) is reported as the bound port, useful with
