@@ -232,3 +232,36 @@ async def test_sends_after_disconnect_are_dropped() -> None:
         await anyio.wait_all_tasks_blocked()
         await client.stream.send_eof()
         await finished.wait()
+
+
+async def test_stalled_body_gets_408() -> None:
+    seen: list[Message] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(await receive())
+        seen.append(await receive())
+
+    async with connected(app, body_timeout=0.05) as client:
+        await client.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\nabc")
+        raw = await client.read_until_closed()  # and the other 6 bytes never come
+    assert raw.startswith(b"HTTP/1.1 408 ")
+    assert [m["type"] for m in seen] == ["http.request", "http.disconnect"]
+
+
+async def test_waiting_for_100_continue_is_not_a_stall() -> None:
+    reading = anyio.Event()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await reading.wait()
+        await respond(send, await read_body(receive))
+
+    async with connected(app, body_timeout=0.01) as client:
+        await client.send(
+            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+        )
+        with anyio.move_on_after(0.05):  # several body timeouts pass: the app's delay
+            await anyio.sleep_forever()
+        reading.set()
+        assert await client.stream.receive() == b"HTTP/1.1 100 Continue\r\n\r\n"
+        await client.send(b"ok")
+        assert (await client.response()).body == b"ok"
