@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
@@ -194,13 +195,14 @@ class Served:
             conn.close()
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it does not exit in time; always reaped."""
+        """SIGTERM, then SIGKILL to its whole process group (workers included) if it does
+        not exit in time; always reaped."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
                 self.process.wait(LIMIT)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(LIMIT)
         self._log.close()
 
@@ -252,6 +254,7 @@ def serving(
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: workers can be killed with it
     )
     served = Served(kind.name, port, process, log_path, signals, examples_dir, log)
     try:
