@@ -58,7 +58,13 @@ class ServerProcess:
 @asynccontextmanager
 async def cli(*args: str, backend: str) -> AsyncIterator[ServerProcess]:
     command = [sys.executable, "-m", "asgi_bg", *args, "--app-dir", HERE, "--backend", backend]
-    async with await anyio.open_process(command) as process:
+    async with spawned(command) as server:
+        yield server
+
+
+@asynccontextmanager
+async def spawned(command: list[str]) -> AsyncIterator[ServerProcess]:
+    async with await anyio.open_process(command, cwd=HERE) as process:
         try:
             yield ServerProcess(process)
         finally:
@@ -116,3 +122,18 @@ def test_unknown_app_is_reported() -> None:
 def test_options_default_like_serve() -> None:
     args = build_parser().parse_args(["m:app"])
     assert (args.host, args.port, args.max_body) == ("127.0.0.1", 8000, 4 * 1024 * 1024)
+
+
+async def test_run_from_python_serves_until_sigterm(anyio_backend: str) -> None:
+    code = (
+        "from asgi_bg.server import run; from server_apps import app; "
+        f"run(app, port=0, backend={anyio_backend!r})"
+    )
+    async with spawned([sys.executable, "-c", code]) as server:
+        client = await connect_and_wait(server)
+        server.process.send_signal(signal.SIGTERM)
+        await server.wait_for("waiting for 1 connection")
+        await client.send(b"abc")
+        assert (await client.response(method=b"POST")).body == b"got abc"
+        await client.stream.aclose()
+        assert await server.exit_code() == 0
