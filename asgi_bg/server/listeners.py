@@ -20,6 +20,9 @@ from .state import logger
 
 Handler = Callable[[ByteStream], Coroutine[Any, Any, None]]
 
+# Pending connections the kernel queues before accepting (asyncio's default is 100;
+# this is uvicorn's, and anyio's listener asks for more still).
+_BACKLOG = 2048
 # After an accept error such as EMFILE (too many open files), wait this long before
 # accepting again instead of spinning.
 _ACCEPT_BACKOFF = 0.1
@@ -99,7 +102,11 @@ class AsyncioListening:
         self = cls()
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: StreamProtocol(self._connected), host, port, start_serving=False
+            lambda: StreamProtocol(self._connected),
+            host,
+            port,
+            backlog=_BACKLOG,
+            start_serving=False,
         )
         self._server = server
         self.port = server.sockets[0].getsockname()[1]
