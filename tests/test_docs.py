@@ -20,13 +20,10 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 NO_RUN = "<!-- no-run -->"
 LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
+
+
 # Pages whose blocks are fragments of one deployment (a broker, a project package), skipped
 # with this reason until they are marked or made standalone.
-FRAGMENTS = {
-    "docs/task-backends.md": "fragments of a deployment (brokers, a project package)",
-}
-
-
 def python_blocks() -> list[object]:
     params: list[object] = []
     for path in DOCS:
@@ -35,11 +32,7 @@ def python_blocks() -> list[object]:
             line = text.count("\n", 0, match.start()) + 1
             before = text[: match.start()].rstrip().rsplit("\n", 1)[-1].strip()
             name = f"{path.relative_to(ROOT)}:{line}"
-            reason = (
-                f"marked {NO_RUN}"
-                if before == NO_RUN
-                else FRAGMENTS.get(str(path.relative_to(ROOT)))
-            )
+            reason = f"marked {NO_RUN}" if before == NO_RUN else None
             marks = [pytest.mark.skip(reason=reason)] if reason else []
             params.append(pytest.param(name, match.group(1), id=name, marks=marks))
     return params
