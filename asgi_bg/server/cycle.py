@@ -302,13 +302,10 @@ class RequestCycle:
         scope = self.scope
         client = scope.get("client")
         peer = f"{client[0]}:{client[1]}" if client else "-"
+        query = scope["query_string"]
+        target = f"{scope['path']}?{query.decode('latin-1')}" if query else scope["path"]
         access_logger.info(
-            '%s - "%s %s HTTP/%s" %d',
-            peer,
-            scope["method"],
-            scope["path"],
-            scope["http_version"],
-            status,
+            '%s - "%s %s HTTP/%s" %d', peer, scope["method"], target, scope["http_version"], status
         )
 
 

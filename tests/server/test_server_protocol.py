@@ -319,7 +319,7 @@ async def test_concurrency_limit_answers_503() -> None:
 async def test_access_log_line(access_log: bool, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO", logger="asgi_bg.server.access")
     async with connected(echo_app, access_log=access_log) as client:
-        await client.send(get("/logged"))
+        await client.send(get("/logged?x=1"))
         await client.response()
     lines = [r.getMessage() for r in caplog.records if r.name == "asgi_bg.server.access"]
-    assert lines == (['- - "GET /logged HTTP/1.1" 200'] if access_log else [])
+    assert lines == (['- - "GET /logged?x=1 HTTP/1.1" 200'] if access_log else [])
