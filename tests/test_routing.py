@@ -354,3 +354,27 @@ async def test_root_path_is_honoured_in_both_conventions(with_prefix: bool) -> N
     )
     # "/subway" merely starts with the characters of "/sub": it is not below it.
     assert await call_raw(app, f"{prefix}/subway", "/sub") == (200, b'"subway"')
+
+
+@pytest.mark.anyio
+async def test_a_parameter_in_the_first_segment_keeps_registration_order() -> None:
+    app = App()
+
+    @app.get("/{kind}/latest")
+    async def any_kind(kind: str) -> str:
+        return f"any {kind}"
+
+    @app.get("/items/{item_id}")
+    async def item(item_id: str) -> str:
+        return f"item {item_id}"
+
+    @app.get("/users/{name}")
+    async def user(name: str) -> str:
+        return f"user {name}"
+
+    client = AsyncTestClient(app)
+    assert (await client.get("/items/latest")).json() == "any items"  # registered first, so it wins
+    assert (await client.get("/items/7")).json() == "item 7"
+    assert (await client.get("/users/ann")).json() == "user ann"
+    assert (await client.get("/other/latest")).json() == "any other"
+    assert (await client.get("/other/7")).status_code == 404
