@@ -178,8 +178,37 @@ def _reject_constant(name: str) -> Any:
 
 
 def loads_json(data: bytes) -> Any:
-    """Decode a JSON body strictly: ``NaN`` and ``Infinity`` are not JSON (RFC 8259 6)."""
-    return json.loads(data, parse_constant=_reject_constant)
+    """Decode a JSON body strictly: ``NaN`` and ``Infinity`` are not JSON (RFC 8259 6).
+
+    Raises ValueError for anything that is not usable JSON, so it answers 422: also for
+    nesting too deep for the decoder (a RecursionError otherwise) and for a string with
+    a lone surrogate escape such as ``"\\ud800"`` (RFC 8259 8.2), which no response could
+    encode back into UTF-8.
+    """
+    try:
+        value = json.loads(data, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    # PERF: only a body with a \u escape can hold a surrogate; others skip the walk.
+    if b"\\u" in data:
+        _reject_surrogates(value)
+    return value
+
+
+def _reject_surrogates(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("a string holds a lone surrogate escape") from None
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 def _json_error(exc: ValueError) -> list[dict[str, Any]]:
