@@ -21,6 +21,8 @@ from .run import configure_logging, serve_until_signalled
 
 # Exit status when the app cannot be imported or its startup failed (as uvicorn).
 STARTUP_FAILURE = 3
+# Exit status when the socket cannot be bound (as uvicorn).
+BIND_FAILURE = 1
 
 # After serving, how long idle worker threads get to stop before the process exits anyway.
 _THREAD_GRACE = 1.0
@@ -35,8 +37,20 @@ def build_parser() -> argparse.ArgumentParser:
     add("app", help="the application, as module:attribute (e.g. main:app)")
     add("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
     add("--port", type=int, default=8000, help="port; 0 picks a free one (default: %(default)s)")
-    add("--shutdown-timeout", type=float, default=30.0, help="seconds in-flight work may take")
-    add("--keep-alive", type=float, default=5.0, help="idle keep-alive timeout, seconds")
+    add(
+        "--shutdown-timeout",
+        "--timeout-graceful-shutdown",  # uvicorn's name
+        type=float,
+        default=30.0,
+        help="seconds in-flight work may take",
+    )
+    add(
+        "--keep-alive",
+        "--timeout-keep-alive",  # uvicorn's name
+        type=float,
+        default=5.0,
+        help="idle keep-alive timeout, seconds",
+    )
     add("--header-timeout", type=float, default=10.0, help="seconds to receive a request head")
     add("--body-timeout", type=float, default=30.0, help="seconds a request body may stall")
     add("--max-body", type=int, default=DEFAULT_MAX_BODY, help="largest request body, bytes")
@@ -81,11 +95,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("asgi_bg.server").error("Cannot load the app: %s", exc)
         return STARTUP_FAILURE
     try:
-        status = anyio.run(_serve, app, args, backend=args.backend)
+        status = _serve_or_report_bind_failure(app, args)
     except LifespanFailure:
         return STARTUP_FAILURE  # already logged with the app's message
     _exit_without_abandoned_threads(status)
     return status
+
+
+def _serve_or_report_bind_failure(app: ASGIApp, args: argparse.Namespace) -> int:
+    failures: list[BaseException] = []
+    try:
+        return anyio.run(_serve, app, args, backend=args.backend)
+    except* OSError as group:
+        failures.extend(group.exceptions)
+    # As uvicorn: one line naming the address, not a traceback, and status 1.
+    for exc in failures:
+        reason = os.strerror(exc.errno).lower() if isinstance(exc, OSError) and exc.errno else exc
+        logging.getLogger("asgi_bg.server").error(
+            "[Errno %s] error while attempting to bind on address (%r, %d): %s",
+            getattr(exc, "errno", None),
+            args.host,
+            args.port,
+            reason,
+        )
+    return BIND_FAILURE
 
 
 def _exit_without_abandoned_threads(status: int) -> None:

@@ -8,6 +8,7 @@ is complete, which is usually long before the app returns (background tasks).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -305,8 +306,17 @@ class RequestCycle:
         query = scope["query_string"]
         target = f"{scope['path']}?{query.decode('latin-1')}" if query else scope["path"]
         access_logger.info(
-            '%s - "%s %s HTTP/%s" %d', peer, scope["method"], target, scope["http_version"], status
+            '%s - "%s %s HTTP/%s" %d %s',
+            peer,
+            scope["method"],
+            target,
+            scope["http_version"],
+            status,
+            _PHRASES.get(status, ""),
         )
+
+
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
 
 
 def _header_names(headers: Iterable[Any]) -> set[bytes]:

@@ -59,9 +59,19 @@ async def serve_until_signalled(app: ASGIApp, **options: Unpack[ServerOptions]) 
     return FORCED_EXIT if signals.forced else 0
 
 
+class UvicornStyleFormatter(logging.Formatter):
+    """`INFO:     message`, the line format uvicorn users read every day."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"{record.levelname}:".ljust(9)
+        return f"{prefix} {super().format(record)}"
+
+
 def configure_logging(level: str) -> None:
     """Log to stderr at `level` unless the program configured logging already."""
-    logging.basicConfig(level=level.upper(), format="%(levelname)-8s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(UvicornStyleFormatter("%(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
 def run(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable
 from typing import Unpack
 
@@ -42,15 +43,21 @@ class Server:
     async def _run(
         self, listening: Listening, shutdown_trigger: ShutdownTrigger, task_status: TaskStatus[int]
     ) -> str | None:
+        logger.info("Started server process [%d]", os.getpid())
         async with anyio.create_task_group() as lifespan_group:
             lifespan = Lifespan(self.state.app)
             self.state.lifespan_state = lifespan.state
+            logger.info("Waiting for application startup.")
             failure = await lifespan.startup(lifespan_group)
             if failure is not None:
                 lifespan_group.cancel_scope.cancel()
                 return failure
+            logger.info("Application startup complete.")
             await self._serve_http(listening, shutdown_trigger, task_status)
+            logger.info("Waiting for application shutdown.")
             await lifespan.shutdown(self.config.shutdown_timeout)
+            logger.info("Application shutdown complete.")
+        logger.info("Finished server process [%d]", os.getpid())
         return None
 
     async def _serve_http(
@@ -60,7 +67,7 @@ class Server:
             connections.start_soon(expire_idle_connections, self.state)
             await listening.start(connections, self._handle)
             logger.info(
-                "asgi-bg serving on http://%s:%d (press CTRL+C to stop)",
+                "asgi_bg serving on http://%s:%d (Press CTRL+C to quit)",
                 _url_host(self.config.host),
                 listening.port,
             )

@@ -112,6 +112,38 @@ async def test_failed_startup_exits_with_3(anyio_backend: str) -> None:
     assert "Application startup failed: no database" in server.output
 
 
+async def test_logs_like_uvicorn_and_a_busy_port_is_one_line_and_status_1(
+    anyio_backend: str,
+) -> None:
+    async with cli("server_apps:app", "--port", "0", backend=anyio_backend) as first:
+        port = int((await first.wait_for(r"serving on http://127\.0\.0\.1:(\d+)")).group(1))
+        async with cli("server_apps:app", "--port", str(port), backend=anyio_backend) as second:
+            assert await second.exit_code() == 1
+        first.process.send_signal(signal.SIGTERM)
+        assert await first.exit_code() == 0
+    assert second.output.strip().splitlines() == [
+        f"ERROR:    [Errno 98] error while attempting to bind on address "
+        f"('127.0.0.1', {port}): address already in use"
+    ]
+    lines = first.output.splitlines()
+    for expected in (
+        "INFO:     Started server process [",
+        "INFO:     Waiting for application startup.",
+        "INFO:     Application startup complete.",
+        f"INFO:     asgi_bg serving on http://127.0.0.1:{port} (Press CTRL+C to quit)",
+        "INFO:     Application shutdown complete.",
+        "INFO:     Finished server process [",
+    ):
+        assert any(line.startswith(expected) for line in lines), expected
+
+
+def test_uvicorn_option_names_are_accepted() -> None:
+    args = build_parser().parse_args(
+        ["m:app", "--timeout-keep-alive", "7", "--timeout-graceful-shutdown", "9"]
+    )
+    assert (args.keep_alive, args.shutdown_timeout) == (7.0, 9.0)
+
+
 def test_unknown_app_is_reported() -> None:
     with pytest.raises(ValueError, match="has no attribute 'nope'"):
         load_app("server_apps:nope")

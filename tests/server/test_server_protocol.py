@@ -322,4 +322,4 @@ async def test_access_log_line(access_log: bool, caplog: pytest.LogCaptureFixtur
         await client.send(get("/logged?x=1"))
         await client.response()
     lines = [r.getMessage() for r in caplog.records if r.name == "asgi_bg.server.access"]
-    assert lines == (['- - "GET /logged?x=1 HTTP/1.1" 200'] if access_log else [])
+    assert lines == (['- - "GET /logged?x=1 HTTP/1.1" 200 OK'] if access_log else [])
