@@ -166,7 +166,13 @@ class App:
             await self._abandon(scope, context)
             raise
         if context.tasks or context.response_background or context.teardowns:
-            await self._after_response(scope, context)
+            try:
+                await self._after_response(scope, context)
+            except BaseException:
+                # Cancelled while the tasks ran (the runner named them): the resources
+                # of generator dependencies must still be released.
+                await self._shielded_teardown(scope, context)
+                raise
 
     async def _other_scope(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -269,7 +275,10 @@ class App:
         context.response_background = []
 
     async def _teardown(self, scope: Scope, context: RequestContext, label: str) -> None:
-        for teardown in reversed(context.teardowns):
+        # Each teardown is taken off the list before it runs, so none runs twice when a
+        # cancellation interrupts this loop and the shielded retry finishes it.
+        while context.teardowns:
+            teardown = context.teardowns.pop()
             try:
                 await teardown(context.error)
             except Exception as exc:
@@ -283,9 +292,13 @@ class App:
         label = _label(scope)
         tasks = context.all_tasks() if context.error is None else context.response_background
         self.tasks.cancel_unstarted(tasks, label)
+        await self._shielded_teardown(scope, context)
+
+    async def _shielded_teardown(self, scope: Scope, context: RequestContext) -> None:
+        """Run what is left of the teardowns despite a cancellation, within a grace period."""
         if context.teardowns:
             with anyio.CancelScope(shield=True), anyio.move_on_after(_TEARDOWN_GRACE):
-                await self._teardown(scope, context, label)
+                await self._teardown(scope, context, _label(scope))
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
         await receive()  # lifespan.startup

@@ -9,11 +9,13 @@ route is added.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import anyio.to_thread
 
@@ -53,11 +55,19 @@ class Converter:
     to_string: Callable[[Any], str]
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is out of range")  # "1" followed by 400 zeros
+    return value
+
+
 CONVERTERS: dict[str, Converter] = {
-    "str": Converter("[^/]+", str, str, str),
-    "path": Converter(".*", str, str, str),
+    "str": Converter("[^/]+", str, str, lambda v: quote(str(v), safe="")),
+    "path": Converter(".*", str, str, lambda v: quote(str(v), safe="/")),
+    # int() refuses more than 4300 digits: such a path does not match (404), never a 500.
     "int": Converter("-?[0-9]+", int, int, lambda v: str(int(v))),
-    "float": Converter(r"-?[0-9]+(?:\.[0-9]+)?", float, float, lambda v: repr(float(v))),
+    "float": Converter(r"-?[0-9]+(?:\.[0-9]+)?", float, _finite_float, lambda v: repr(float(v))),
     "uuid": Converter(
         "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}",
         uuid.UUID,
@@ -84,7 +94,10 @@ class CompiledPath:
         if found is None:
             return None
         convs = self.converters
-        return {name: convs[name].to_python(value) for name, value in found.groupdict().items()}
+        try:
+            return {name: convs[name].to_python(v) for name, v in found.groupdict().items()}
+        except ValueError:
+            return None  # matched the shape but not the type's range: not this route
 
     def format(self, params: dict[str, Any]) -> str:
         """Build the path back from parameter values."""
@@ -464,30 +477,46 @@ class Router:
         root_path: str = scope.get("root_path", "")
         if root_path and under_root(path, root_path):
             path = path[len(root_path) :] or "/"
+        method = scope["method"]
         table = self._static.get(path)
-        if table is None:
-            table = self._match_dynamic(scope, path)
-            if table is None:
-                return self._no_route(scope, path, root_path)
-        handler = table.get(scope["method"])
-        if handler is None:
-            raise HTTPException(405, headers={"Allow": ", ".join(sorted(table))})
-        return handler
+        if table is not None:
+            handler = table.get(method)
+            if handler is not None:
+                return handler
+        handler, allowed = self._match_dynamic(scope, path, method)
+        if handler is not None:
+            return handler
+        if table is not None or allowed:
+            # The path is known, not with this method: 405 naming every method that
+            # any matching route serves (RFC 9110 15.5.6).
+            allowed.update(table or ())
+            raise HTTPException(405, headers={"Allow": ", ".join(sorted(allowed))})
+        return self._no_route(scope, path, root_path)
 
-    def _match_dynamic(self, scope: Scope, path: str) -> dict[str, Endpoint] | None:
+    def _match_dynamic(
+        self, scope: Scope, path: str, method: str
+    ) -> tuple[Endpoint | None, set[str]]:
+        """The first matching route that serves ``method``, else the methods of those
+        that matched, so that two routes for one path behave as one."""
+        allowed: set[str] = set()
         first = path[1:].partition("/")[0]
         for compiled, table in self._by_first.get(first, self._any_first):
             params = compiled.match(path)
-            if params is not None:
+            if params is None:
+                continue
+            handler = table.get(method)
+            if handler is not None:
                 scope["path_params"] = params
-                return table
-        return None
+                return handler, allowed
+            allowed.update(table)
+        return None, allowed
 
     def _no_route(self, scope: Scope, path: str, root_path: str) -> Endpoint:
         for mount in self.mounts:
             if mount.matches(path):
                 return functools.partial(mount, root_path=root_path)
-        if self.redirect_slashes and scope["method"] in ("GET", "HEAD") and path != "/":
+        if self.redirect_slashes and path != "/":
+            # 307 keeps the method and the body, so this is safe for every method.
             other = path[:-1] if path.endswith("/") else path + "/"
             if self._knows(other):
                 return _redirect(scope, root_path + other)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 
+import anyio
 import pytest
 
-from asgi_bg import App, PlainTextResponse, Request
-from asgi_bg._types import ASGIApp, Receive, Scope, Send
+from asgi_bg import App, BackgroundTasks, Depends, PlainTextResponse, Request
+from asgi_bg._types import ASGIApp, Message, Receive, Scope, Send
 from asgi_bg.testing import TestClient
 
 
@@ -80,3 +82,40 @@ def test_a_failing_500_handler_is_logged_and_never_reaches_the_server(
 
     assert response.status_code == 500  # the client saw no response start: it reports 500
     assert "500 handler broke" in caplog.text
+
+
+@pytest.mark.anyio
+async def test_teardowns_run_when_the_call_is_cancelled_while_its_tasks_run() -> None:
+    log: list[str] = []
+    app = App()
+    task_started = anyio.Event()
+
+    async def resource() -> AsyncIterator[str]:
+        log.append("open")
+        yield "db"
+        log.append("closed")
+
+    async def slow_task() -> None:
+        task_started.set()
+        await anyio.sleep_forever()
+
+    @app.get("/")
+    async def endpoint(tasks: BackgroundTasks, db: str = Depends(resource)) -> str:
+        tasks.add_task(slow_task)
+        return db
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        pass
+
+    scope: Scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            group.start_soon(app, scope, receive, send)
+            await task_started.wait()
+            group.cancel_scope.cancel()  # as a server does at its shutdown timeout
+
+    assert log == ["open", "closed"]
+    assert app.tasks.stats()["cancelled"] == 1

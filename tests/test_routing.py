@@ -266,8 +266,67 @@ async def test_trailing_slash_redirects_to_the_known_path_keeping_the_query() ->
     assert (response.status_code, response.headers["location"]) == (307, "/items?q=1")
     response = await client.get("/folder")
     assert (response.status_code, response.headers["location"]) == (307, "/folder/")
-    assert (await client.post("/items/")).status_code == 404
+    # Every method is redirected: 307 keeps the method and the body.
+    assert (await client.post("/items/")).headers["location"] == "/items"
     assert (await AsyncTestClient(app).get("/items/?q=2")).json() == "items 2"
+
+
+async def test_a_post_to_a_router_root_without_its_slash_arrives_with_its_body() -> None:
+    app = App()
+    items = Router(prefix="/items")
+
+    @items.post("/", status_code=201)
+    async def create(item: dict[str, int]) -> dict[str, int]:
+        return item
+
+    app.include_router(items)
+    response = await AsyncTestClient(app).post("/items", json={"a": 1})
+
+    assert (response.status_code, response.json()) == (201, {"a": 1})
+
+
+async def test_one_path_served_by_two_routes_answers_each_method() -> None:
+    app = App()
+
+    @app.get("/items/{item_id:int}")
+    async def read(item_id: int) -> str:
+        return f"read {item_id}"
+
+    @app.post("/items/{name}")
+    async def create(name: str) -> str:
+        return f"create {name}"
+
+    @app.get("/users/me")
+    async def me() -> str:
+        return "me"
+
+    @app.delete("/users/{uid}")
+    async def remove(uid: str) -> str:
+        return f"removed {uid}"
+
+    client = AsyncTestClient(app)
+    assert (await client.post("/items/3")).json() == "create 3"
+    assert (await client.get("/items/3")).json() == "read 3"
+    assert (await client.delete("/users/me")).json() == "removed me"
+    refused = await client.put("/items/3")
+    assert (refused.status_code, refused.headers["allow"]) == (405, "GET, HEAD, POST")
+
+
+async def test_out_of_range_path_numbers_do_not_match_instead_of_failing() -> None:
+    app = App()
+
+    @app.get("/items/{item_id:int}")
+    async def item(item_id: int) -> int:
+        return item_id
+
+    @app.get("/ratio/{x:float}")
+    async def ratio(x: float) -> float:
+        return x
+
+    client = AsyncTestClient(app)
+    assert (await client.get("/items/" + "9" * 5000)).status_code == 404
+    assert (await client.get("/ratio/" + "9" * 400)).status_code == 404
+    assert (await client.get("/ratio/2.5")).json() == 2.5
 
 
 async def test_redirect_slashes_can_be_turned_off() -> None:
