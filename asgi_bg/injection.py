@@ -8,9 +8,12 @@ no ``inspect`` calls, no annotation look-ups.
 from __future__ import annotations
 
 import contextlib
+import copy
+import enum
 import functools
 import inspect
 import typing
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -175,7 +178,7 @@ class _BodyField:
 
     key: str
     convert: Converter
-    default: Any
+    default: Callable[[], Any]  # see ``default_maker``
     embedded: bool = False
 
     def extract(self, solver: Solver) -> Any:
@@ -185,9 +188,10 @@ class _BodyField:
                 raise Invalid("model_type", "Input should be a valid dictionary", value)
             value = value.get(self.key, _NO_BODY)
         if value is _NO_BODY or value is _INVALID_JSON:
-            if self.default is _REQUIRED:
-                raise Invalid("missing", "Field required", None, self._loc())
-            return self.default
+            try:
+                return self.default()
+            except Invalid as exc:
+                raise Invalid(exc.type, exc.msg, exc.value, self._loc()) from None
         try:
             return self.convert(value)
         except Invalid as exc:
@@ -209,11 +213,6 @@ class Plan:
     dependencies: list[tuple[str, Dependency]] = field(default_factory=list)
     extractors: list[tuple[str, tuple[Any, ...], Extractor]] = field(default_factory=list)
     body_fields: list[_BodyField] = field(default_factory=list)
-
-    @property
-    def needs_body(self) -> bool:
-        """True when this plan or one of its dependencies reads the JSON body."""
-        return bool(self.body_fields)
 
 
 @dataclass(slots=True)
@@ -326,10 +325,18 @@ def _get_tasks(solver: Solver) -> BackgroundTasks:
     return solver.context.background_tasks()
 
 
-def _default_of(param: inspect.Parameter, marker: DependsInfo | ParamInfo | None) -> Any:
-    if isinstance(marker, ParamInfo) and marker is param.default:
-        return marker.default
-    return param.default
+def _default_of(
+    param: inspect.Parameter, marker: DependsInfo | ParamInfo | None, where: str
+) -> Any:
+    # ``q: str = Query("x")`` and ``q: Annotated[str, Query("x")]`` both default to "x";
+    # ``q: Annotated[str, Query()] = "x"`` too. Two different defaults are ambiguous.
+    if not isinstance(marker, ParamInfo) or marker is param.default:
+        return marker.default if isinstance(marker, ParamInfo) else param.default
+    if marker.default is _REQUIRED:
+        return param.default
+    if param.default is not _REQUIRED:
+        raise ConfigurationError(f"{where}: a default both in {marker!r} and after '='")
+    return marker.default
 
 
 def _param_extractor(
@@ -339,7 +346,7 @@ def _param_extractor(
     path_params: dict[str, type],
     where: str,
 ) -> tuple[str, str, Extractor | _BodyField]:
-    default = _default_of(param, marker)
+    default = _default_of(param, marker, where)
     if annotation is _REQUIRED:
         annotation = str if not isinstance(marker, BodyInfo) else Any
     inner, optional = unwrap_optional(annotation)
@@ -349,7 +356,7 @@ def _param_extractor(
         return "path", param.name, _path_extractor(param.name, inner, path_params, where)
     if isinstance(marker, BodyInfo) or (marker is None and is_body_type(annotation)):
         key = (marker.alias if marker else None) or param.name
-        body = _BodyField(key, json_converter(annotation, where), default)
+        body = _BodyField(key, json_converter(annotation, where), default_maker(default))
         body.embedded = isinstance(marker, BodyInfo) and marker.embed
         return "body", "", body
     source = marker.source if marker else "query"
@@ -386,13 +393,14 @@ def _string_extractor(
     source: str, key: str, annotation: Any, default: Any, where: str
 ) -> Extractor:
     getter = _SOURCES[source]
+    missing = default_maker(default)
     if is_sequence(annotation):
         convert_item = string_converter(item_type(annotation), where)
 
         def extract_many(solver: Solver) -> Any:
             values = getter(solver.request, key, True)
             if not values:
-                return _missing(default)
+                return missing()
             return [convert_item(v) for v in values]
 
         return extract_many
@@ -400,15 +408,29 @@ def _string_extractor(
 
     def extract(solver: Solver) -> Any:
         value = getter(solver.request, key, False)
-        return _missing(default) if value is None else convert(value)
+        return missing() if value is None else convert(value)
 
     return extract
 
 
-def _missing(default: Any) -> Any:
+_IMMUTABLE = (str, bytes, int, float, bool, type(None), enum.Enum, uuid.UUID, frozenset)
+
+
+def default_maker(default: Any) -> Callable[[], Any]:
+    """What a parameter gets when the request lacks it, decided at registration.
+
+    A mutable default (``tags: list[str] = []``) is copied for each request, as FastAPI
+    does, so one request's changes never leak into the next.
+    """
     if default is _REQUIRED:
-        raise Invalid("missing", "Field required", None)
-    return default
+        return _required
+    if isinstance(default, _IMMUTABLE):
+        return lambda: default
+    return lambda: copy.deepcopy(default)
+
+
+def _required() -> Any:
+    raise Invalid("missing", "Field required", None)
 
 
 def _from_query(request: Request, key: str, many: bool) -> Any:

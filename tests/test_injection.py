@@ -1135,3 +1135,45 @@ def test_json_constants_outside_the_standard_are_malformed_json(
 
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body"]
+
+
+@pytest.mark.anyio
+async def test_a_mutable_default_is_fresh_for_every_request() -> None:
+    app = App()
+
+    @app.get("/")
+    async def endpoint(
+        tag: list[str] = [],  # noqa: B006 - a mutable default is the point here
+        extra: Annotated[dict[str, int], Body()] = {},  # noqa: B006
+    ) -> list[str]:
+        tag.append("seen")
+        extra["n"] = len(tag)
+        return tag
+
+    client = AsyncTestClient(app)
+    assert (await client.get("/")).json() == ["seen"]
+    assert (await client.get("/")).json() == ["seen"]
+
+
+@pytest.mark.anyio
+async def test_a_default_given_inside_the_annotated_marker_is_used() -> None:
+    app = App()
+
+    @app.get("/")
+    async def endpoint(
+        q: Annotated[str, Query("dflt")], agent: Annotated[str, Header("none")]
+    ) -> list[str]:
+        return [q, agent]
+
+    response = await AsyncTestClient(app).get("/")
+    assert response.json() == ["dflt", "none"]
+    assert (await AsyncTestClient(app).get("/?q=x", headers={"agent": "a"})).json() == ["x", "a"]
+
+
+def test_two_different_defaults_for_one_parameter_are_refused_at_registration() -> None:
+    app = App()
+    with pytest.raises(ConfigurationError, match=r"'q'.*a default both in Query"):
+
+        @app.get("/")
+        async def endpoint(q: Annotated[str, Query("a")] = "b") -> str:
+            return q
