@@ -75,14 +75,17 @@ class RequestContext:
         if task.call is not None:
             self.registered = True
 
+    def new_tasks(self, background: BackgroundTask | BackgroundTasks) -> list[BackgroundTask]:
+        """The tasks a response's ``background=`` adds to those already queued."""
+        if background is self.tasks:
+            return []  # the handler passed the injected collection itself: run it once
+        if isinstance(background, BackgroundTasks):
+            return background.tasks
+        return [background]
+
     def add_response_background(self, background: BackgroundTask | BackgroundTasks) -> None:
         """Queue a response's own ``background=`` after the injected tasks."""
-        if background is self.tasks:
-            return  # the handler passed the injected collection itself: run it once
-        if isinstance(background, BackgroundTasks):
-            self.response_background.extend(background.tasks)
-        else:
-            self.response_background.append(background)
+        self.response_background.extend(self.new_tasks(background))
 
     def all_tasks(self) -> list[BackgroundTask]:
         """Injected tasks first, then the responses' own, in the order added.

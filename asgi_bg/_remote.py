@@ -46,8 +46,6 @@ def _registered(
     context: RequestContext, background: BackgroundTask | BackgroundTasks | None
 ) -> list[BackgroundTask]:
     tasks = list(context.tasks.tasks) if context.tasks is not None else []
-    if isinstance(background, BackgroundTasks) and background is not context.tasks:
-        tasks += background.tasks
-    elif isinstance(background, BackgroundTask):
-        tasks.append(background)
+    if background is not None:
+        tasks += context.new_tasks(background)
     return [task for task in tasks if task.call is not None]

@@ -15,8 +15,9 @@ from ._context import CONTEXT_KEY, ERRORS_KEY, RequestContext
 from ._types import ASGIApp, Receive, Scope, Send
 from .backends.base import TASK_NAME_ATTR, TaskBackend, TaskBackendUnavailable, task_name
 from .background import BackgroundTask, TaskErrorHook, TaskRunner
+from .datastructures import loggable_path
 from .exceptions import HTTPException, RequestValidationError
-from .requests import Request, State
+from .requests import ClientDisconnect, Request, State
 from .responses import JSONResponse, PlainTextResponse, Response
 from .routing import Router
 
@@ -229,6 +230,10 @@ class App:
     ) -> None:
         """Log, record for the test client, and answer 500 if nothing was sent yet."""
         label = _label(scope)
+        if isinstance(exc, ClientDisconnect):
+            # Not an app error, and nobody is left to answer: one line, no traceback.
+            logger.warning("Client went away while sending the body of %s", label)
+            return
         logger.error("Exception while serving %s", label, exc_info=exc)
         errors = scope.get(ERRORS_KEY)
         if errors is not None:
@@ -343,7 +348,7 @@ def _backlog_bound(app: App, limit: int) -> Callable[[BackgroundTask], None]:
 
 
 def _label(scope: Scope) -> str:
-    return f"{scope.get('method', '?')} {scope.get('path', '?')}"
+    return f"{scope.get('method', '?')} {loggable_path(scope.get('path', '?'))}"
 
 
 def _one_line(exc: BaseException) -> str:

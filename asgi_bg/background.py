@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ParamSpec
 
 import anyio
@@ -322,9 +322,12 @@ class TaskRunner:
         hook = self.on_task_error
         assert hook is not None
         try:
-            result = hook(task, exc)
-            if isinstance(result, Awaitable):
-                await result
+            if is_async_callable(hook):
+                await hook(task, exc)
+            else:
+                # Like every other sync callable: a blocking hook (an error-reporting
+                # HTTP call) must not stall the loop.
+                await anyio.to_thread.run_sync(hook, task, exc, limiter=self._thread_limiters()[0])
         except Exception:
             # The hook is user code too: its failure must not stop the remaining tasks.
             logger.exception("on_task_error hook failed for %s of %s", task.name, batch.label)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from ._types import Scope
 
@@ -179,3 +179,13 @@ def _server_netloc(server: Any, scheme: str) -> str:
     host, port = server[0], server[1]
     default = {"http": 80, "https": 443}.get(scheme)
     return host if port in (None, default) else f"{host}:{port}"
+
+
+# RFC 3986 3.3: the characters a path may carry unescaped.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+def loggable_path(path: str) -> str:
+    """A decoded request path made safe to log: control characters and spaces are
+    percent-escaped again, so a request cannot write a forged line into the log."""
+    return quote(path, safe=_PATH_SAFE)

@@ -403,7 +403,9 @@ class FileResponse(Response):
     async def _stat(self) -> os.stat_result:
         try:
             info = await anyio.to_thread.run_sync(os.stat, self.path)
-        except FileNotFoundError:
+        except (OSError, ValueError):
+            # Missing, a file used as a folder, a name too long, a NUL byte, no access:
+            # from outside, all of them are a file that is not there.
             raise HTTPException(404, "File not found") from None
         if not stat.S_ISREG(info.st_mode):
             raise HTTPException(404, "File not found")

@@ -207,8 +207,13 @@ class Route:
 
     @staticmethod
     async def _before_start(scope: Scope, context: RequestContext, body: Response | bytes) -> None:
-        """Registered calls go to the app's task backend before the response starts."""
-        if context.registered or getattr(body, "background", None) is not None:
+        """Before the response starts: the backlog bound sees the response's own tasks,
+        and registered calls go to the app's task backend (either may answer 503)."""
+        background = getattr(body, "background", None)
+        if background is not None and context.admit is not None:
+            for task in context.new_tasks(background):
+                context.admit(task)
+        if context.registered or background is not None:
             await submit_registered(scope["app"], context, body)
 
     def _render(self, result: Any) -> Response | bytes:

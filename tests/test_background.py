@@ -1134,3 +1134,25 @@ async def test_stats_count_consecutive_def_tasks_one_at_a_time(anyio_backend: st
         release.set()
     stats = app.tasks.stats()
     assert (stats["succeeded"], stats["running"], stats["pending"]) == (3, 0, 0)
+
+
+def test_a_sync_error_hook_runs_in_a_worker_thread(anyio_backend: str) -> None:
+    threads: list[int] = []
+
+    def hook(task: BackgroundTask, exc: BaseException) -> None:
+        threads.append(threading.get_ident())
+
+    app = App(on_task_error=hook)
+
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    @app.get("/")
+    async def handler(tasks: BackgroundTasks) -> None:
+        threads.append(threading.get_ident())  # the event loop's thread
+        tasks.add_task(boom)
+
+    TestClient(app, raise_server_exceptions=False, backend=anyio_backend).get("/")
+
+    assert len(threads) == 2
+    assert threads[1] != threads[0]

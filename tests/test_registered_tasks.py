@@ -245,3 +245,29 @@ async def test_the_backlog_bound_answers_503_with_retry_after() -> None:
     assert accepted_again.status_code == 200
     stats = target.tasks.stats()
     assert (stats["refused"], stats["succeeded"], stats["discarded"]) == (1, 2, 0)
+
+
+@pytest.mark.anyio
+async def test_the_backlog_bound_also_sees_a_responses_own_background() -> None:
+    target = App(max_pending_tasks=1)
+    release = anyio.Event()
+    started = anyio.Event()
+
+    async def slow() -> None:
+        started.set()
+        await release.wait()
+
+    @target.post("/queue")
+    async def queue() -> JSONResponse:
+        return JSONResponse({"queued": True}, background=BackgroundTask(slow))
+
+    client = AsyncTestClient(target, raise_server_exceptions=False)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(client.post, "/queue")
+            await started.wait()
+            refused = await client.post("/queue")
+            release.set()
+
+    assert (refused.status_code, refused.headers["retry-after"]) == (503, "1")
+    assert target.tasks.stats()["refused"] == 1

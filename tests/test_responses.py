@@ -261,9 +261,16 @@ async def test_file_response_with_a_download_name_and_media_type(data_file: Path
     assert got.headers["content-type"] == "text/plain; charset=utf-8"
 
 
-@pytest.mark.parametrize("which", ["missing", "directory"])
+@pytest.mark.parametrize("which", ["missing", "directory", "under a file", "nul", "too long"])
 async def test_a_missing_file_is_a_404(tmp_path: Path, which: str) -> None:
-    target = tmp_path / "nope.txt" if which == "missing" else tmp_path
+    (tmp_path / "a.txt").write_text("a")
+    target = {
+        "missing": tmp_path / "nope.txt",
+        "directory": tmp_path,
+        "under a file": tmp_path / "a.txt" / "x",
+        "nul": Path(f"{tmp_path}/a\x00.txt"),
+        "too long": tmp_path / ("n" * 300),
+    }[which]
     response = await AsyncTestClient(serve(FileResponse(target))).get("/")
     assert response.status_code == 404
     assert response.json() == {"detail": "File not found"}

@@ -17,6 +17,7 @@ import h11
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._types import Message, Scope
+from ..datastructures import loggable_path
 from ._http import SERVER_HEADER, STATUS_PHRASES, date_cache
 from .state import ServerState, access_logger, logger
 
@@ -86,7 +87,7 @@ class RequestCycle:
 
     def describe(self) -> str:
         """`METHOD path` for log lines."""
-        return f"{self.scope['method']} {self.scope['path']}"
+        return f"{self.scope['method']} {loggable_path(self.scope['path'])}"
 
     # -- the ASGI call ------------------------------------------------------------
 
@@ -304,7 +305,8 @@ class RequestCycle:
         client = scope.get("client")
         peer = f"{client[0]}:{client[1]}" if client else "-"
         query = scope["query_string"]
-        target = f"{scope['path']}?{query.decode('latin-1')}" if query else scope["path"]
+        path = loggable_path(scope["path"])
+        target = f"{path}?{query.decode('latin-1')}" if query else path
         access_logger.info(
             '%s - "%s %s HTTP/%s" %d %s',
             peer,

@@ -323,3 +323,14 @@ async def test_access_log_line(access_log: bool, caplog: pytest.LogCaptureFixtur
         await client.response()
     lines = [r.getMessage() for r in caplog.records if r.name == "asgi_bg.server.access"]
     assert lines == (['- - "GET /logged?x=1 HTTP/1.1" 200 OK'] if access_log else [])
+
+
+async def test_a_decoded_path_cannot_forge_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("INFO", logger="asgi_bg.server.access")
+    forged = "/x%0aINFO:%20%20%20%201.2.3.4:1%20-%20%22GET%20/admin%20HTTP/1.1%22%20200"
+    async with connected(echo_app) as client:
+        await client.send(get(forged))
+        await client.response()
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "asgi_bg.server.access"]
+    assert "\n" not in line
+    assert line == f'- - "GET {forged.replace("%0a", "%0A")} HTTP/1.1" 200 OK'
