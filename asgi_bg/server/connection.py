@@ -249,6 +249,10 @@ class HTTPConnection:
     def _refusal(self, request: h11.Request, has_body: bool) -> int:
         if self._state.over_capacity():
             return 503
+        if _head_size(request) > self._state.config.max_header_size:
+            # h11's own limit only sees heads still incomplete after a read; a large head
+            # that arrived in one read is measured here (RFC 6585 section 5).
+            return 431
         if not has_body:
             return 0
         for name, value in request.headers:
@@ -383,3 +387,9 @@ def _address(value: object) -> tuple[str, int] | None:
     if isinstance(value, tuple) and len(value) >= 2:
         return (str(value[0]), int(value[1]))
     return None
+
+
+def _head_size(request: h11.Request) -> int:
+    """The size of the request line and header fields, as sent less the line breaks."""
+    fields = sum(len(name) + len(value) + 2 for name, value in request.headers)
+    return len(request.method) + len(request.target) + fields

@@ -33,6 +33,14 @@ async def test_oversized_headers_get_431() -> None:
     assert raw.startswith(b"HTTP/1.1 431 ")
 
 
+async def test_an_oversized_head_sent_whole_in_one_write_gets_431() -> None:
+    head = b"GET / HTTP/1.1\r\nHost: t\r\n" + b"X-Big: " + b"b" * 60_000 + b"\r\n\r\n"
+    async with connected(echo_app, max_header_size=1024) as client:
+        await client.send(head)
+        raw = await client.read_until_closed()
+    assert raw.startswith(b"HTTP/1.1 431 ")
+
+
 async def test_declared_oversized_body_gets_413_without_calling_the_app() -> None:
     called: list[Scope] = []
 
