@@ -25,11 +25,6 @@ class Headers(Mapping[str, str]):
         self.raw = list(raw)
         self._items: dict[str, list[str]] | None = None
 
-    @classmethod
-    def from_dict(cls, headers: Mapping[str, str]) -> Headers:
-        """Build from a plain mapping (keys are lowered, values latin-1 encoded)."""
-        return cls([(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()])
-
     def _index(self) -> dict[str, list[str]]:
         items = self._items
         if items is None:

@@ -257,10 +257,6 @@ class Route:
         self._content_type = content_type_header(cls.media_type, cls.charset)
         return _DIRECT_RENDER[cls]
 
-    def url_path_for(self, name: str, params: dict[str, Any]) -> str | None:
-        """This route's path for ``params`` if ``name`` is its name, else None."""
-        return self.compiled.format(params) if name == self.name else None
-
     def __repr__(self) -> str:
         return f"Route({self.path!r}, {self.name!r}, methods={sorted(self.methods)})"
 
@@ -283,9 +279,9 @@ class Mount:
     """
 
     def __init__(self, path: str, app: ASGIApp, *, name: str | None = None) -> None:
-        path = path.rstrip("/")
         if not path.startswith("/") or "{" in path:
             raise ConfigurationError(f"mount path {path!r} must be a static path starting with '/'")
+        path = path.rstrip("/")  # "/" itself mounts at the root: every path not routed
         if isinstance(app, Router):
             raise ConfigurationError(f"mount {path!r}: use include_router() for a Router")
         self.path = path
@@ -461,7 +457,16 @@ class Router:
         self.mounts.append(Mount(self.prefix + path, app, name=name))
 
     def url_path_for(self, name: str, /, **params: Any) -> str:
-        """The path of the route called ``name`` with ``params`` filled in."""
+        """The path of the route called ``name`` with ``params`` filled in.
+
+        ``"mount:route"`` looks ``route`` up in the app mounted with ``name="mount"``.
+        """
+        mount_name, sep, inner = name.partition(":")
+        if sep:
+            for mount in self.mounts:
+                finder = getattr(mount.app, "url_path_for", None)
+                if mount.name == mount_name and finder is not None:
+                    return mount.path + str(finder(inner, **params))
         for route in self.routes:
             if route.name == name and set(route.compiled.converters) == set(params):
                 return route.compiled.format(params)

@@ -220,3 +220,26 @@ async def test_gzip_and_cors_middleware_wrap_asgi_bg() -> None:
     assert preflight.headers["access-control-allow-origin"] == "https://site.example"
     denied = await client.get("/small", headers={"origin": "https://evil.example"})
     assert "access-control-allow-origin" not in denied.headers
+
+
+async def test_a_mounted_app_is_named_in_url_path_for_and_slash_mounts_at_the_root() -> None:
+    inner = App()
+
+    @inner.get("/hello/{who}")
+    async def hello(who: str) -> str:
+        return f"hello {who}"
+
+    fallback = App()
+
+    @fallback.get("/{anything:path}")
+    async def anything(anything: str) -> str:
+        return f"fallback {anything}"
+
+    outer = App()
+    outer.mount("/sub", inner, name="sub")
+    outer.mount("/", fallback)
+
+    assert outer.url_path_for("sub:hello", who="ann") == "/sub/hello/ann"
+    client = AsyncTestClient(outer)
+    assert (await client.get("/sub/hello/ann")).json() == "hello ann"
+    assert (await client.get("/other/page")).json() == "fallback other/page"
