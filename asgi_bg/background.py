@@ -268,8 +268,15 @@ class TaskRunner:
         run = tasks[start:end]
         limiter, unbounded = self._thread_limiters()
         # Take the app's thread token here, not in ``run_sync``: tasks waiting for a thread
-        # are pending, not running.
-        async with limiter:
+        # are pending, not running. PERF: ``acquire_nowait`` first, since ``acquire``
+        # always yields to the loop once, even when a token is free: 7 µs of a 157 µs
+        # request with one sync task (python -m benchmarks, in-process notify, 1.38x ->
+        # 1.34x raw).
+        try:
+            limiter.acquire_nowait()
+        except anyio.WouldBlock:
+            await limiter.acquire()
+        try:
             self._start(len(run))
             progress = batch.progress = [0]  # tasks finished, written by the worker thread
             batch.in_thread = len(run)
@@ -285,6 +292,8 @@ class TaskRunner:
             finally:
                 batch.in_thread = 0
                 self._finish_run(run, progress[0], batch, start)
+        finally:
+            limiter.release()
         if failure is not None:
             done = progress[0]
             counts["pending"] -= 1
