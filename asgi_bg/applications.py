@@ -15,7 +15,7 @@ from ._context import CONTEXT_KEY, ERRORS_KEY, RequestContext
 from ._types import ASGIApp, Receive, Scope, Send
 from .backends.base import TASK_NAME_ATTR, TaskBackend, TaskBackendUnavailable, task_name
 from .background import BackgroundTask, TaskErrorHook, TaskRunner
-from .datastructures import loggable_path
+from .datastructures import RequestLabel
 from .exceptions import HTTPException, RequestValidationError
 from .requests import ClientDisconnect, Request, State
 from .responses import JSONResponse, PlainTextResponse, Response
@@ -279,7 +279,7 @@ class App:
             context.tasks.tasks.clear()
         context.response_background = []
 
-    async def _teardown(self, scope: Scope, context: RequestContext, label: str) -> None:
+    async def _teardown(self, scope: Scope, context: RequestContext, label: RequestLabel) -> None:
         # Each teardown is taken off the list before it runs, so none runs twice when a
         # cancellation interrupts this loop and the shielded retry finishes it.
         while context.teardowns:
@@ -347,8 +347,8 @@ def _backlog_bound(app: App, limit: int) -> Callable[[BackgroundTask], None]:
     return admit
 
 
-def _label(scope: Scope) -> str:
-    return f"{scope.get('method', '?')} {loggable_path(scope.get('path', '?'))}"
+def _label(scope: Scope) -> RequestLabel:
+    return RequestLabel(scope)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -100,7 +100,7 @@ class _Batch:
 
     __slots__ = ("cancel_scope", "in_thread", "label", "position", "progress", "stopped")
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: object) -> None:
         self.label = label
         self.position = 0  # index of the first task not finished yet
         self.cancel_scope = anyio.CancelScope()
@@ -178,7 +178,7 @@ class TaskRunner:
                 self._idle = anyio.Event()
             await self._idle.wait()
 
-    def discard(self, tasks: Sequence[BackgroundTask], label: str, exc: BaseException) -> None:
+    def discard(self, tasks: Sequence[BackgroundTask], label: object, exc: BaseException) -> None:
         """Drop the tasks of a request whose handler raised; counted and logged."""
         if not tasks:
             return
@@ -194,7 +194,7 @@ class TaskRunner:
     async def run(
         self,
         tasks: Sequence[BackgroundTask],
-        label: str,
+        label: object,
         errors: list[BaseException] | None = None,
     ) -> None:
         """Run one request's tasks in order, isolating each failure.
@@ -346,7 +346,7 @@ class TaskRunner:
         self._counts["pending"] -= len(tasks)
         self.cancel_unstarted(tasks, batch.label)
 
-    def cancel_unstarted(self, tasks: Sequence[BackgroundTask], label: str) -> None:
+    def cancel_unstarted(self, tasks: Sequence[BackgroundTask], label: object) -> None:
         """Count and name tasks that will not run because their request was cancelled."""
         self._counts["cancelled"] += len(tasks)
         for task in tasks:

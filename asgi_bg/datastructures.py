@@ -184,3 +184,19 @@ def loggable_path(path: str) -> str:
     """A decoded request path made safe to log: control characters and spaces are
     percent-escaped again, so a request cannot write a forged line into the log."""
     return quote(path, safe=_PATH_SAFE)
+
+
+class RequestLabel:
+    """``METHOD /path`` of a request for log lines, built only if a line is written.
+
+    PERF: escaping the path costs ~0.5 µs; most requests never log anything.
+    """
+
+    __slots__ = ("_scope",)
+
+    def __init__(self, scope: Scope) -> None:
+        self._scope = scope
+
+    def __str__(self) -> str:
+        scope = self._scope
+        return f"{scope.get('method', '?')} {loggable_path(scope.get('path', '?'))}"
