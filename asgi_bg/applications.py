@@ -231,13 +231,14 @@ class App:
         """Log, record for the test client, and answer 500 if nothing was sent yet."""
         label = _label(scope)
         if isinstance(exc, ClientDisconnect):
-            # Not an app error, and nobody is left to answer: one line, no traceback.
+            # Not an app error: one line, no traceback. The 500 below still goes out,
+            # for a client that only half-closed its side.
             logger.warning("Client went away while sending the body of %s", label)
-            return
-        logger.error("Exception while serving %s", label, exc_info=exc)
-        errors = scope.get(ERRORS_KEY)
-        if errors is not None:
-            errors.append(exc)
+        else:
+            logger.error("Exception while serving %s", label, exc_info=exc)
+            errors = scope.get(ERRORS_KEY)
+            if errors is not None:
+                errors.append(exc)
         if context.started:
             return  # the server closes a response that never completed
         try:

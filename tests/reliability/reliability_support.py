@@ -8,7 +8,6 @@ Every wait here is bounded.
 from __future__ import annotations
 
 import json
-import math
 import re
 import statistics
 import sys
@@ -23,7 +22,6 @@ from typing import Any, Unpack
 import anyio
 import h11
 from anyio.abc import ByteStream, Process, TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from asgi_bg._types import ASGIApp
 from asgi_bg.server import ServerOptions, serve
@@ -358,39 +356,3 @@ def stats_line(server: ServerProcess) -> dict[str, Any]:
             parsed: dict[str, Any] = json.loads(line[len("STATS ") :])
             return parsed
     raise AssertionError("no STATS line:\n" + server.text())
-
-
-# --- an in-memory byte stream, for the connection class without sockets ------------------------
-
-
-class MemoryByteStream(ByteStream):
-    """One end of an in-memory, bidirectional byte pipe (like one end of a socketpair)."""
-
-    def __init__(
-        self, outgoing: MemoryObjectSendStream[bytes], incoming: MemoryObjectReceiveStream[bytes]
-    ) -> None:
-        self._outgoing = outgoing
-        self._incoming = incoming
-        self._pending = b""
-
-    async def receive(self, max_bytes: int = 65536) -> bytes:
-        if not self._pending:
-            self._pending = await self._incoming.receive()
-        chunk, self._pending = self._pending[:max_bytes], self._pending[max_bytes:]
-        return chunk
-
-    async def send(self, item: bytes) -> None:
-        await self._outgoing.send(item)
-
-    async def send_eof(self) -> None:
-        self._outgoing.close()
-
-    async def aclose(self) -> None:
-        self._outgoing.close()
-        self._incoming.close()
-
-
-def stream_pair() -> tuple[MemoryByteStream, MemoryByteStream]:
-    a_out, b_in = anyio.create_memory_object_stream[bytes](math.inf)
-    b_out, a_in = anyio.create_memory_object_stream[bytes](math.inf)
-    return MemoryByteStream(a_out, a_in), MemoryByteStream(b_out, b_in)

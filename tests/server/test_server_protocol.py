@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import anyio
 import pytest
+from memory_stream import MemoryByteStream
 from server_support import (
-    MemoryByteStream,
     connected,
     echo_app,
     get,
