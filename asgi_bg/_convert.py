@@ -70,6 +70,15 @@ def _to_int(value: str) -> int:
         ) from None
 
 
+def finite_float(text: str) -> float:
+    """``float(text)``, refusing what overflows to infinity (``1e999``, 400 nines) and
+    ``nan``/``inf`` spelled out: no JSON answer could carry them back."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text!r} is out of range")
+    return value
+
+
 def _to_float(value: str) -> float:
     try:
         number = float(value)

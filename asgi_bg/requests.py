@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import AsyncIterator
 from http.cookies import _unquote
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ._convert import finite_float
 from ._types import Message, Receive, Scope
 from .datastructures import URL, Address, Headers, QueryParams
 from .exceptions import HTTPException
@@ -178,13 +178,6 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"number {text} is out of range")  # 1e999 would decode as inf
-    return value
-
-
 def loads_json(data: bytes) -> Any:
     """Decode a JSON body strictly: ``NaN`` and ``Infinity`` are not JSON (RFC 8259 6).
 
@@ -194,7 +187,7 @@ def loads_json(data: bytes) -> Any:
     encode back into UTF-8.
     """
     try:
-        value = json.loads(data, parse_constant=_reject_constant, parse_float=_finite_float)
+        value = json.loads(data, parse_constant=_reject_constant, parse_float=finite_float)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
     # PERF: only a body with a \u escape can hold a surrogate; others skip the walk.

@@ -9,7 +9,6 @@ route is added.
 from __future__ import annotations
 
 import functools
-import math
 import re
 import uuid
 from collections.abc import Callable, Iterable
@@ -20,6 +19,7 @@ from urllib.parse import quote
 import anyio.to_thread
 
 from ._context import CONTEXT_KEY, RequestContext
+from ._convert import finite_float
 from ._remote import submit_registered
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .datastructures import under_root
@@ -55,19 +55,12 @@ class Converter:
     to_string: Callable[[Any], str]
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r} is out of range")  # "1" followed by 400 zeros
-    return value
-
-
 CONVERTERS: dict[str, Converter] = {
     "str": Converter("[^/]+", str, str, lambda v: quote(str(v), safe="")),
     "path": Converter(".*", str, str, lambda v: quote(str(v), safe="/")),
     # int() refuses more than 4300 digits: such a path does not match (404), never a 500.
     "int": Converter("-?[0-9]+", int, int, lambda v: str(int(v))),
-    "float": Converter(r"-?[0-9]+(?:\.[0-9]+)?", float, _finite_float, lambda v: repr(float(v))),
+    "float": Converter(r"-?[0-9]+(?:\.[0-9]+)?", float, finite_float, lambda v: repr(float(v))),
     "uuid": Converter(
         "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}",
         uuid.UUID,
