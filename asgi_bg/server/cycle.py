@@ -17,7 +17,7 @@ import h11
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .._types import Message, Scope
-from ..datastructures import loggable_path
+from ..datastructures import RequestLabel, loggable_path
 from ._http import SERVER_HEADER, STATUS_PHRASES, date_cache
 from .state import ServerState, access_logger, logger
 
@@ -87,7 +87,7 @@ class RequestCycle:
 
     def describe(self) -> str:
         """`METHOD path` for log lines."""
-        return f"{self.scope['method']} {loggable_path(self.scope['path'])}"
+        return str(RequestLabel(self.scope))
 
     # -- the ASGI call ------------------------------------------------------------
 
