@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
+
+# Subprocesses the tests start (servers, workers) import asgi_bg from this checkout,
+# not from wherever the package happens to be installed.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_ROOT, os.environ.get("PYTHONPATH", "")) if p
+)
 
 
 @pytest.fixture(params=["asyncio", "trio"])
