@@ -66,7 +66,7 @@ async def test_middleware_is_applied_outermost_first_and_add_middleware_wraps_it
 
     response = await AsyncTestClient(app).get("/")
     assert response.json() == "ok"
-    assert response.headers.getlist("x-via") == ["inner", "outer", "added"]
+    assert response.headers.get_list("x-via") == ["inner", "outer", "added"]
     assert log == [
         "added in",
         "outer in",
