@@ -5,7 +5,7 @@ import typing
 from .applications import App
 from .background import BackgroundTask, BackgroundTasks
 from .exceptions import ConfigurationError, HTTPException, RequestValidationError
-from .injection import Body, Cookie, Depends, Header, Query
+from .injection import Body, Cookie, Depends, File, Form, Header, Query
 from .requests import Request
 from .responses import (
     FileResponse,
@@ -17,6 +17,7 @@ from .responses import (
     StreamingResponse,
 )
 from .routing import Router
+from .uploads import UploadFile
 
 if typing.TYPE_CHECKING:
     from .server import run
@@ -40,7 +41,9 @@ __all__ = [
     "ConfigurationError",
     "Cookie",
     "Depends",
+    "File",
     "FileResponse",
+    "Form",
     "HTMLResponse",
     "HTTPException",
     "Header",
@@ -53,5 +56,6 @@ __all__ = [
     "Response",
     "Router",
     "StreamingResponse",
+    "UploadFile",
     "run",
 ]

@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 
+from . import _form_params
 from ._concurrency import callable_name, is_async_callable, run_in_thread
 from ._context import RequestContext
 from ._convert import (
@@ -34,6 +35,7 @@ from ._convert import (
 )
 from .background import BackgroundTasks
 from .exceptions import ConfigurationError, RequestValidationError
+from .forms import require_multipart
 from .requests import Request, loads_json
 
 _REQUIRED: Any = inspect.Parameter.empty
@@ -131,6 +133,20 @@ class BodyInfo(ParamInfo):
         self.embed = embed
 
 
+class FormInfo(ParamInfo):
+    """Read the parameter from a form field (the ``forms`` extra)."""
+
+    source = "form"
+    __slots__ = ()
+
+
+class FileInfo(ParamInfo):
+    """Read the parameter from a form's uploaded file(s) (the ``forms`` extra)."""
+
+    source = "file"
+    __slots__ = ()
+
+
 def Query(default: Any = _REQUIRED, *, alias: str | None = None) -> Any:
     """Read the parameter from the query string (the default for scalars)."""
     return QueryInfo(default, alias=alias)
@@ -155,6 +171,16 @@ def Body(default: Any = _REQUIRED, *, alias: str | None = None, embed: bool = Fa
     ``embed=True``, each reads the key of its name from a JSON object.
     """
     return BodyInfo(default, alias=alias, embed=embed)
+
+
+def Form(default: Any = _REQUIRED, *, alias: str | None = None) -> Any:
+    """Read the parameter from a form field, converted like a query parameter."""
+    return FormInfo(default, alias=alias)
+
+
+def File(default: Any = _REQUIRED, *, alias: str | None = None) -> Any:
+    """Read the parameter from the form's uploads: ``UploadFile``, a list, or ``bytes``."""
+    return FileInfo(default, alias=alias)
 
 
 class Solver:
@@ -213,6 +239,7 @@ class Plan:
     dependencies: list[tuple[str, Dependency]] = field(default_factory=list)
     extractors: list[tuple[str, tuple[Any, ...], Extractor]] = field(default_factory=list)
     body_fields: list[_BodyField] = field(default_factory=list)
+    reads_form: bool = False  # a form or file parameter here or in a dependency
 
 
 @dataclass(slots=True)
@@ -229,6 +256,8 @@ def compile_plan(call: Callable[..., Any], path_params: dict[str, type], *, wher
     router's converter yields.
     """
     plan = _compile(call, path_params, where, stack=())
+    if plan.reads_form and plan.body_fields:
+        raise ConfigurationError(f"{where}: a request has one body: JSON or a form, not both")
     embedded = len(plan.body_fields) > 1
     for body_field in plan.body_fields:
         body_field.embedded = body_field.embedded or embedded
@@ -282,6 +311,7 @@ def _compile_param(
         sub = _compile(dependency, path_params, where, (*stack, plan.call))
         plan.dependencies.append((param.name, Dependency(sub, marker.use_cache)))
         plan.body_fields.extend(sub.body_fields)
+        plan.reads_form = plan.reads_form or sub.reads_form
         return
     if marker is None:
         special = _special_extractor(annotation)
@@ -289,6 +319,9 @@ def _compile_param(
             plan.extractors.append((param.name, (), special))
             return
     source, key, extractor = _param_extractor(param, annotation, marker, path_params, where)
+    if source == "form":
+        plan.reads_form = True
+        source = "body"  # FastAPI's error location for form fields
     if isinstance(extractor, _BodyField):
         plan.body_fields.append(extractor)
         extract: Extractor = extractor.extract
@@ -352,6 +385,10 @@ def _param_extractor(
     inner, optional = unwrap_optional(annotation)
     if optional and default is _REQUIRED and marker is None:
         default = None  # FastAPI treats a bare ``X | None`` as optional too
+    if isinstance(marker, FormInfo | FileInfo) or (
+        marker is None and _form_params.is_upload_annotation(annotation)
+    ):
+        return "form", *_form_extractor(param.name, inner, marker, default, where)
     if marker is None and param.name in path_params:
         return "path", param.name, _path_extractor(param.name, inner, path_params, where)
     if isinstance(marker, BodyInfo) or (marker is None and is_body_type(annotation)):
@@ -362,6 +399,16 @@ def _param_extractor(
     source = marker.source if marker else "query"
     key = _request_key(param.name, marker)
     return source, key, _string_extractor(source, key, inner, default, where)
+
+
+def _form_extractor(
+    name: str, annotation: Any, marker: ParamInfo | None, default: Any, where: str
+) -> tuple[str, Extractor]:
+    require_multipart(where)
+    key = _request_key(name, marker)
+    if isinstance(marker, FileInfo) or _form_params.is_upload_annotation(annotation):
+        return key, _form_params.file_extractor(key, annotation, default_maker(default), where)
+    return key, _string_extractor("form", key, annotation, default, where)
 
 
 def _request_key(name: str, marker: ParamInfo | None) -> str:
@@ -452,6 +499,7 @@ _SOURCES: dict[str, Callable[[Request, str, bool], Any]] = {
     "query": _from_query,
     "header": _from_header,
     "cookie": _from_cookie,
+    "form": _form_params.form_values,
 }
 
 
@@ -554,6 +602,8 @@ async def run_endpoint(plan: Plan, solver: Solver) -> Any:
     """Solve the endpoint's parameters, raise one 422 listing every error, then call it."""
     if plan.body_fields:
         await read_body(solver)
+    elif plan.reads_form:
+        await solver.request.form()
     if plan.dependencies:
         kwargs = await solve(plan, solver)
     else:

@@ -13,6 +13,8 @@ from ._convert import finite_float
 from ._types import Message, Receive, Scope
 from .datastructures import URL, Address, Headers, QueryParams
 from .exceptions import HTTPException
+from .forms import FormLimits, close_with_request, read_form
+from .uploads import FormData
 
 if TYPE_CHECKING:
     from .applications import App
@@ -47,6 +49,7 @@ class Request:
     __slots__ = (
         "_body",
         "_cookies",
+        "_form",
         "_headers",
         "_json",
         "_pending",
@@ -66,6 +69,7 @@ class Request:
         self._url: URL | None = None
         self._body: bytes | None = None
         self._json: Any = _MISSING
+        self._form: FormData | None = None
         self._stream_consumed = False
         self._pending: list[Message] = []  # received by is_disconnected(), not yet read
 
@@ -160,6 +164,30 @@ class Request:
             except ValueError as exc:
                 raise HTTPException(422, _json_error(exc)) from None
         return self._json
+
+    async def form(
+        self,
+        *,
+        max_files: int = 1000,
+        max_fields: int = 1000,
+        max_part_size: int = 1024 * 1024,
+    ) -> FormData:
+        """The body parsed as a form (multipart or urlencoded), read once and cached.
+
+        Needs the ``forms`` extra. Uploaded files stay open for the request's background
+        tasks and teardowns and are closed after them. Past a limit the request is
+        answered 413; a malformed body 400. Other content types give an empty form.
+        """
+        if self._form is None:
+            limits = FormLimits(max_files, max_fields, max_part_size)
+            self._form = await read_form(self, limits)
+            close_with_request(self.scope, self._form)
+        return self._form
+
+    def parsed_form(self) -> FormData:
+        """The form ``form()`` already parsed (the injector reads fields from it)."""
+        assert self._form is not None, "form() was not awaited"
+        return self._form
 
     async def is_disconnected(self) -> bool:
         """True once the client has gone away (checks without waiting)."""

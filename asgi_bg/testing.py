@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, contextmanager
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -44,15 +44,20 @@ else:
 __all__ = ["AsyncTestClient", "TestClient", "TestResponse"]
 
 
-class TestResponse(httpx.Response):
-    """What a call returns: an ``httpx.Response`` (``status_code``, ``headers``, ``json()``,
-    ``cookies``, ``url`` as ``http://testserver/...``, ``raise_for_status()``...)."""
+if TYPE_CHECKING:
+    TestResponse = httpx.Response
+else:
 
-    __test__ = False  # not a pytest test class
+    class TestResponse(httpx.Response):
+        """What a call returns: an ``httpx.Response`` (``status_code``, ``headers``,
+        ``json()``, ``cookies``, ``url`` as ``http://testserver/...``...)."""
+
+        __test__ = False  # not a pytest test class
+
 
 logger = logging.getLogger("asgi_bg.testing")
 
-Backend = Literal["asyncio", "trio"]
+Backend = str  # "asyncio" or "trio"
 
 
 class _Options:
@@ -170,9 +175,7 @@ class TestClient(httpx.Client):
         """The app under test."""
         return self._asgi.app
 
-    def request(  # type: ignore[override]
-        self, method: str, url: httpx._types.URLTypes, **kwargs: Any
-    ) -> httpx.Response:
+    def request(self, method: str, url: httpx._types.URLTypes, **kwargs: Any) -> httpx.Response:
         """Send one request; ``cookies=`` adds to the client's cookies for this call only."""
         kwargs["headers"] = _cookie_header(
             self.cookies, kwargs.pop("cookies", None), kwargs.get("headers")
@@ -250,7 +253,7 @@ class AsyncTestClient(httpx.AsyncClient):
         """The app under test."""
         return self._asgi.app
 
-    async def request(  # type: ignore[override]
+    async def request(
         self, method: str, url: httpx._types.URLTypes, **kwargs: Any
     ) -> httpx.Response:
         """Send one request; ``cookies=`` adds to the client's cookies for this call only."""

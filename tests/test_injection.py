@@ -1097,9 +1097,9 @@ def test_arbitrary_input_is_answered_2xx_or_4xx_with_detail_never_500(anyio_back
             path = f"/items/{quote(item_id, safe='')}/{quote(name, safe='')}?{query}"
             headers = {
                 key: value.encode("latin-1")
-                for key, value in [("x-count", count), ("user-agent", agent)]
+                for key, value in [(b"x-count", count), (b"user-agent", agent)]
             }
-            headers["cookie"] = f"session={session}".encode("latin-1")
+            headers[b"cookie"] = f"session={session}".encode("latin-1")
             response = client.get(path, params=params, headers=headers)
             assert 200 <= response.status_code < 500, (response.status_code, response.text)
             statuses.add(response.status_code)
