@@ -10,6 +10,7 @@ both cases the files already written are closed (their temporary files deleted).
 from __future__ import annotations
 
 import importlib
+from contextlib import aclosing
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -58,9 +59,11 @@ async def read_form(request: Request, limits: FormLimits) -> FormData:
     if parser is None:
         return FormData()
     try:
-        async for chunk in request.stream():
-            parser.feed(chunk)
-            await parser.flush()
+        # Closed at once when parsing stops early, not whenever it is collected.
+        async with aclosing(request.stream()) as stream:
+            async for chunk in stream:
+                parser.feed(chunk)
+                await parser.flush()
         parser.finish()
         await parser.flush()
     except BaseException:
