@@ -25,6 +25,8 @@ from .uploads import FormData, FormValue, UploadFile, spooled_file
 if TYPE_CHECKING:
     from .requests import Request
 
+__all__ = ["FormLimits", "close_with_request", "read_form", "require_multipart", "spooled_file"]
+
 _MISSING_EXTRA = "forms need python-multipart: pip install 'asgi_bg[forms]'"
 
 

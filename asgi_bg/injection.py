@@ -173,14 +173,16 @@ def Body(default: Any = _REQUIRED, *, alias: str | None = None, embed: bool = Fa
     return BodyInfo(default, alias=alias, embed=embed)
 
 
-def Form(default: Any = _REQUIRED, *, alias: str | None = None) -> Any:
+# ``**options`` go to ``ParamInfo`` as they are, so form fields take whatever options the
+# other markers take (constraints, documentation) without a second list here.
+def Form(default: Any = _REQUIRED, *, alias: str | None = None, **options: Any) -> Any:
     """Read the parameter from a form field, converted like a query parameter."""
-    return FormInfo(default, alias=alias)
+    return FormInfo(default, alias=alias, **options)
 
 
-def File(default: Any = _REQUIRED, *, alias: str | None = None) -> Any:
+def File(default: Any = _REQUIRED, *, alias: str | None = None, **options: Any) -> Any:
     """Read the parameter from the form's uploads: ``UploadFile``, a list, or ``bytes``."""
-    return FileInfo(default, alias=alias)
+    return FileInfo(default, alias=alias, **options)
 
 
 class Solver:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from http.cookies import _unquote
 from typing import TYPE_CHECKING, Any
 
@@ -131,7 +131,7 @@ class Request:
         """The application serving this request."""
         return self.scope["app"]  # type: ignore[no-any-return]
 
-    async def stream(self) -> AsyncIterator[bytes]:
+    async def stream(self) -> AsyncGenerator[bytes, None]:
         """Yield the body as it arrives; raises ``ClientDisconnect`` if the client leaves."""
         if self._body is not None:
             yield self._body

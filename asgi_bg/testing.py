@@ -24,22 +24,24 @@ from ._lifespan import LifespanDriver
 from ._testing_transport import AppCall, RequestTarget, ResponseParts
 from ._types import ASGIApp
 
+
+def import_httpx() -> ModuleType:
+    """``httpx2`` when installed (Starlette 1.x's choice: httpx's maintained successor),
+    else ``httpx``; an ``ImportError`` naming the extra when neither is."""
+    for name in ("httpx2", "httpx"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise ImportError(
+        "asgi_bg.testing needs httpx: install the extra with pip install 'asgi_bg[testing]'"
+    )
+
+
 if TYPE_CHECKING:
     import httpx
 else:
-
-    def _import_httpx() -> ModuleType:
-        # Starlette 1.x's choice: httpx's maintained successor first, httpx itself next.
-        for name in ("httpx2", "httpx"):
-            try:
-                return importlib.import_module(name)
-            except ImportError:
-                continue
-        raise ImportError(
-            "asgi_bg.testing needs httpx: install the extra with pip install 'asgi_bg[testing]'"
-        )
-
-    httpx = _import_httpx()
+    httpx = import_httpx()
 
 __all__ = ["AsyncTestClient", "TestClient", "TestResponse"]
 
@@ -136,8 +138,8 @@ class TestClient(httpx.Client):
 
     Args:
         app: any ASGI 3 app.
-        base_url: scheme, host and port the requests claim to be sent to.
         raise_server_exceptions: re-raise the app's (or a background task's) first error.
+        base_url: scheme, host and port the requests claim to be sent to.
         root_path: the ``root_path`` a proxy or mount would set (the path includes it).
         backend: the event loop the app runs on, ``"asyncio"`` or ``"trio"``.
         cookies, headers: sent with every request; cookies the app sets are kept.
@@ -149,11 +151,11 @@ class TestClient(httpx.Client):
     def __init__(
         self,
         app: ASGIApp,
-        base_url: str = "http://testserver",
         raise_server_exceptions: bool = True,
+        base_url: str = "http://testserver",
+        *,
         root_path: str = "",
         backend: Backend = "asyncio",
-        *,
         cookies: httpx._types.CookieTypes | None = None,
         headers: Mapping[str, str] | None = None,
         follow_redirects: bool = True,
@@ -230,10 +232,10 @@ class AsyncTestClient(httpx.AsyncClient):
     def __init__(
         self,
         app: ASGIApp,
-        base_url: str = "http://testserver",
         raise_server_exceptions: bool = True,
-        root_path: str = "",
+        base_url: str = "http://testserver",
         *,
+        root_path: str = "",
         cookies: httpx._types.CookieTypes | None = None,
         headers: Mapping[str, str] | None = None,
         follow_redirects: bool = True,

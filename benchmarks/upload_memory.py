@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import httpx
 
 from asgi_bg import App, BackgroundTasks, UploadFile
@@ -58,8 +59,8 @@ async def result(name: str) -> str | None:
 @app.get("/memory")
 async def memory() -> dict[str, int]:
     """``VmRSS`` and ``VmHWM`` of the server process, in KiB."""
-    with open("/proc/self/status") as status:
-        fields = dict(line.split(":", 1) for line in status)
+    text = await anyio.Path("/proc/self/status").read_text()
+    fields = dict(line.split(":", 1) for line in text.splitlines())
     return {key: int(fields[key].split()[0]) for key in ("VmRSS", "VmHWM")}
 
 

@@ -189,9 +189,9 @@ async def test_upload_answers_202_at_once_and_the_job_can_be_polled(
 
     data = b"one two\nthree\n"
     upload = httpx.Request("POST", "http://testserver/jobs", files={"file": ("f.txt", data)})
-    body, content_type = upload.read(), upload.headers["content-type"].encode()
+    content, content_type = upload.read(), upload.headers["content-type"].encode()
     async with anyio.create_task_group() as group:
-        group.start_soon(call, app, "POST", "/jobs", body, on_send, content_type)
+        group.start_soon(call, app, "POST", "/jobs", content, on_send, content_type)
         with anyio.fail_after(LIMIT):
             await answered.wait()
         start, body = messages

@@ -5,12 +5,14 @@ import importlib
 import io
 from typing import IO, Annotated, Any
 
+import anyio
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import asgi_bg
 from asgi_bg import App, Body, ConfigurationError, File, Form, Request, UploadFile, forms
+from asgi_bg._types import Message
 from asgi_bg.testing import TestClient
 from asgi_bg.uploads import SPOOL_MAX_SIZE, FormData
 
@@ -318,3 +320,40 @@ def test_without_python_multipart_registration_names_the_extra(
 
         @app.post("/")
         async def handler(file: UploadFile) -> None: ...
+
+
+@pytest.mark.anyio
+async def test_a_request_cancelled_while_its_form_is_read_leaves_no_file_open(
+    spooled: list[IO[bytes]],
+) -> None:
+    head = b'--B\r\nContent-Disposition: form-data; name="f"; filename="a"\r\n\r\n'
+    pending: list[Message] = [
+        {"type": "http.request", "body": head + b"x" * (SPOOL_MAX_SIZE + 1), "more_body": True}
+    ]
+    waiting = anyio.Event()
+
+    async def receive() -> Message:
+        if pending:
+            return pending.pop()
+        waiting.set()  # the rest of the body never comes
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def send(message: Message) -> None:
+        raise AssertionError("nothing is answered: the request is cancelled")
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"multipart/form-data; boundary=B")],
+    }
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+            group.start_soon(echo_app(), scope, receive, send)
+            await waiting.wait()
+            assert [file.closed for file in spooled] == [False]
+            group.cancel_scope.cancel()
+    assert [file.closed for file in spooled] == [True]

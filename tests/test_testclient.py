@@ -1,6 +1,8 @@
 """The test clients and background tasks: a call returns once the tasks ran, and with
 ``raise_server_exceptions=True`` the first error is raised as itself, never as a group."""
 
+import sys
+import types
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -18,6 +20,7 @@ from asgi_bg import (
     Request,
     Response,
     StreamingResponse,
+    testing,
 )
 from asgi_bg._types import ASGIApp, Receive, Scope, Send
 from asgi_bg.testing import AsyncTestClient, TestClient
@@ -288,3 +291,17 @@ def test_an_app_raising_in_its_lifespan_call_raises_that_error(anyio_backend: st
 
     with pytest.raises(SecondError, match="lifespan"), TestClient(raw, backend=anyio_backend):
         pass  # never reached
+
+
+def test_httpx2_is_preferred_and_a_missing_httpx_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    successor = types.ModuleType("httpx2")
+    monkeypatch.setitem(sys.modules, "httpx2", successor)
+    assert testing.import_httpx() is successor
+
+    monkeypatch.setitem(sys.modules, "httpx2", None)  # None in sys.modules: ImportError
+    assert testing.import_httpx() is httpx
+    monkeypatch.setitem(sys.modules, "httpx", None)
+    with pytest.raises(ImportError, match=r"asgi_bg\[testing\]"):
+        testing.import_httpx()

@@ -98,7 +98,7 @@ def upload_app(seen: Seen, log: Log, *, fail: bool = False) -> App:
 
 
 def test_a_task_reads_the_whole_upload_after_the_202(anyio_backend: str) -> None:
-    seen, log = Seen(), []
+    seen, log = Seen(), list[str]()
     app = recording(upload_app(seen, log), log)
 
     response = TestClient(app, backend=anyio_backend).post("/jobs", files={"file": ("b", BIG)})
@@ -110,7 +110,7 @@ def test_a_task_reads_the_whole_upload_after_the_202(anyio_backend: str) -> None
 
 
 def test_the_temporary_file_is_gone_after_a_failing_task(anyio_backend: str) -> None:
-    seen, log = Seen(), []
+    seen, log = Seen(), list[str]()
     client = TestClient(upload_app(seen, log, fail=True), backend=anyio_backend)
 
     with pytest.raises(RuntimeError, match="task failed"):
@@ -219,10 +219,12 @@ async def test_the_upload_is_closed_when_the_request_is_cancelled_mid_task() -> 
     seen, started = Seen(), anyio.Event()
     app = waiting_app(seen, started)
     body, headers = multipart(BIG)
-    messages = iter([{"type": "http.request", "body": body, "more_body": False}])
+    messages: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
 
     async def receive() -> Message:
-        return next(messages, None) or await anyio.sleep_forever()  # type: ignore[func-returns-value]
+        if not messages:
+            await anyio.sleep_forever()  # no disconnect: only the cancellation ends it
+        return messages.pop()
 
     async def send(message: Message) -> None:
         pass

@@ -83,9 +83,11 @@ async def test_a_body_over_max_body_is_413_and_no_upload_stays_open(
             yield b"z" * MiB
         yield tail
 
-    async with running(app, max_body=2 * MiB) as server:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client:
-            response = await client.post("/", content=chunked(), headers=headers)
+    async with (
+        running(app, max_body=2 * MiB) as server,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}") as client,
+    ):
+        response = await client.post("/", content=chunked(), headers=headers)
     assert response.status_code == 413
     assert spooled, "the app started parsing the upload"
     assert all(file.closed for file in spooled)
