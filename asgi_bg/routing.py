@@ -176,7 +176,7 @@ class Route:
         context: RequestContext = scope[CONTEXT_KEY]
         body = self._render(await self._call(scope, receive, context))
         context.handled()
-        if context.registered or type(body) is not bytes:
+        if context.registered or (type(body) is not bytes and body.background is not None):
             await commit_tasks(scope["app"], context, body)
         await self._respond(scope, receive, send, context, body)
 
