@@ -253,6 +253,27 @@ class RedirectResponse(Response):
         self.raw_headers.append((b"location", location.encode("latin-1")))
 
 
+# What a redirect's path keeps as it is: RFC 3986 ``pchar`` and "/", without "%", so a
+# decoded path is encoded again whole ("%41" in a path goes out as "%2541").
+_PATH_SAFE = "/:@!$&'()*+,;=~"
+_QUERY_SAFE = _PATH_SAFE + "?%"  # the query string arrives still encoded
+
+
+def local_redirect(path: str, query_string: bytes = b"") -> RedirectResponse:
+    """A 307 to ``path`` (a decoded path) on this origin; 404 if it would leave it.
+
+    A location starting with "//" is a host to a browser (and "/\\" too, since browsers
+    read a backslash as a slash): such a path, which only a hostile link produces, is
+    answered 404. The backslash and every control character are percent-encoded.
+    """
+    location = quote(path, safe=_PATH_SAFE)
+    if not location.startswith("/") or location.startswith("//"):
+        raise HTTPException(404)
+    if query_string:
+        location += "?" + quote(query_string, safe=_QUERY_SAFE)
+    return RedirectResponse(location)
+
+
 class StreamingResponse(Response):
     """Send the body as it is produced by an async or sync iterable.
 
