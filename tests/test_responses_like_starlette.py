@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 import starlette.responses
+import starlette.staticfiles
 from raw_http import Answer, call
 
-from asgi_bg import FileResponse, Response
+from asgi_bg import FileResponse, Response, StaticFiles
 
 COOKIES: list[dict[str, Any]] = [
     {},
@@ -162,3 +163,27 @@ async def test_if_range_with_another_validator_sends_the_whole_file(files: Path)
     etag = ours.headers["etag"]
     matching, _ = await both(files / "data.unknownext", {"range": "bytes=0-9", "if-range": etag})
     assert (matching.status, matching.body) == (206, bytes(range(10)))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/report.csv", {}),
+        ("/report.csv", {"range": "bytes=0-3"}),
+        ("/report.csv", {"if-modified-since": "Fri, 01 Jan 2100 00:00:00 GMT"}),
+        ("/report.csv", {"if-none-match": "*"}),
+        ("/sub/", {}),
+    ],
+)
+async def test_static_files_answer_as_starlettes(
+    files: Path, path: str, headers: dict[str, str]
+) -> None:
+    (files / "sub").mkdir()
+    (files / "sub" / "index.html").write_text("<p>sub</p>")
+    ours_app = StaticFiles(directory=files, html=True)
+    theirs_app = starlette.staticfiles.StaticFiles(directory=files, html=True)
+    ours = await call(ours_app, path, headers=headers)
+    theirs = await call(theirs_app, path, headers=headers)
+    assert (ours.status, ours.body) == (theirs.status, theirs.body)
+    assert dict(ours.headers) == dict(theirs.headers)

@@ -13,7 +13,7 @@ from urllib.parse import quote, unquote
 import pytest
 from raw_http import call
 
-from asgi_bg import App, Header
+from asgi_bg import App, Cookie, Header
 
 pytestmark = pytest.mark.anyio
 
@@ -44,6 +44,10 @@ def numbers_app() -> App:
 
     @app.get("/header")
     async def header(n: Annotated[int, Header()]) -> int:
+        return n
+
+    @app.get("/cookie")
+    async def cookie(n: Annotated[int, Cookie()]) -> int:
         return n
 
     @app.get("/typed/{n}")
@@ -106,3 +110,10 @@ async def test_integer_path_parameters_take_ascii_digits_only(text: str) -> None
     # The int converter: the path does not match this route at all.
     assert (await call(app, "/converted/" + unquote(text))).status == 404
     assert (await call(app, "/typed/12")).body == b"12"
+
+
+@pytest.mark.parametrize("text", ["1_000", "0x7", "%2B%207"])
+async def test_integer_cookies_take_ascii_digits_only(text: str) -> None:
+    answer = await call(numbers_app(), "/cookie", headers={"cookie": f"n={text}"})
+    assert answer.status == 422, answer.body
+    assert (await call(numbers_app(), "/cookie", headers={"cookie": "n=7"})).body == b"7"

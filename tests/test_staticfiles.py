@@ -237,3 +237,16 @@ async def test_the_apps_404_handler_answers_for_it(public: Path) -> None:
 def test_the_symlink_fixture_really_points_out(public: Path) -> None:
     # Guards the escape tests: the links exist and lead to the secret.
     assert Path(os.path.realpath(public / "link-out.txt")).read_bytes() == SECRET
+
+
+async def test_ranges_past_the_end_are_dropped_not_refused(public: Path) -> None:
+    # RFC 9110 section 14.1.1; Starlette answers 416 for the whole set.
+    answer = await get(mounted(public), "/static/data.bin", range="bytes=0-1, 500-600")
+    assert (answer.status, answer.body) == (206, bytes([0, 1]))
+    assert answer.headers["content-range"] == "bytes 0-1/100"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+async def test_an_unreadable_file_is_404(public: Path) -> None:
+    (public / "a.txt").chmod(0)
+    assert (await get(mounted(public), "/static/a.txt")).status == 404
