@@ -15,7 +15,8 @@ from dataclasses import dataclass
 MAX_RANGES = 100
 
 # ASCII digits only: fullwidth digits or "1_0" are not positions (as for int params).
-_SPEC = re.compile(r"([0-9]*)-([0-9]*)")
+# At most 19 of them (any real file's size): int() refuses 4,300 digits with ValueError.
+_SPEC = re.compile(r"([0-9]{0,19})-([0-9]{0,19})")
 
 
 class Unsatisfiable(Exception):

@@ -250,3 +250,24 @@ async def test_ranges_past_the_end_are_dropped_not_refused(public: Path) -> None
 async def test_an_unreadable_file_is_404(public: Path) -> None:
     (public / "a.txt").chmod(0)
     assert (await get(mounted(public), "/static/a.txt")).status == 404
+
+
+async def test_range_abuse_is_bounded(public: Path) -> None:
+    app = mounted(public)
+    # Overlapping ranges are merged: each byte is read and sent once.
+    overlapping = await get(app, "/static/data.bin", range="bytes=0-5, 2-8, 4-6")
+    assert (overlapping.status, overlapping.body) == (206, bytes(range(9)))
+    # More than 100 parts: the header is ignored and the file sent once, whole.
+    many = ",".join(f"{n}-{n}" for n in range(0, 202, 2))
+    flood = await get(app, "/static/data.bin", range=f"bytes={many}")
+    assert (flood.status, flood.body) == (200, bytes(range(100)))
+    fifty = ",".join(f"{n}-{n}" for n in range(0, 100, 2))
+    assert (await get(app, "/static/data.bin", range=f"bytes={fifty}")).status == 206
+
+
+async def test_huge_range_positions_are_ignored_not_a_500(public: Path) -> None:
+    app = mounted(public)
+    for value in (f"bytes={'9' * 5000}-", f"bytes=0-{'9' * 5000}", f"bytes=-{'9' * 30}"):
+        answer = await get(app, "/static/data.bin", range=value)
+        assert (answer.status, answer.body) == (200, bytes(range(100)))
+    assert (await get(app, "/static/data.bin", range="bytes=-9999999999")).status == 206
