@@ -186,7 +186,7 @@ def _not_modified(request: Headers, response: Headers) -> bool:
     try:
         since = parsedate_to_datetime(if_modified_since)
         modified = parsedate_to_datetime(response["last-modified"])
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError, IndexError):
         return False  # an invalid date is ignored (RFC 9110 section 13.1.3)
     return since.tzinfo is not None and modified <= since
 

@@ -271,3 +271,19 @@ async def test_huge_range_positions_are_ignored_not_a_500(public: Path) -> None:
         answer = await get(app, "/static/data.bin", range=value)
         assert (answer.status, answer.body) == (200, bytes(range(100)))
     assert (await get(app, "/static/data.bin", range="bytes=-9999999999")).status == 206
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "0",
+        "Fri, 31 Feb 2100 00:00:00 GMT",
+        "Fri, 01 Jan 99999999999 00:00:00 GMT",
+        "Fri, 01 Jan 2100 25:00:00 +9999",
+        "Fri, 01 Jan 2100 00:00:00 -0000",
+    ],
+)
+async def test_an_invalid_if_modified_since_is_ignored(public: Path, value: str) -> None:
+    answer = await get(mounted(public), "/static/a.txt", if_modified_since=value)
+    assert (answer.status, answer.body) == (200, b"hello")
