@@ -7,6 +7,8 @@ slashes (``//evil.com/edit/``, or ``/%2Fevil.com/edit/`` once decoded) would bec
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -14,13 +16,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from raw_http import call, exchange, serving
 
-from asgi_bg import App
+from asgi_bg import App, StaticFiles
 
 pytestmark = pytest.mark.anyio
 
 
+# A folder for StaticFiles' own redirect (a folder asked for without its slash); made
+# once, since hypothesis calls the test hundreds of times.
+_FOLDER = tempfile.TemporaryDirectory()
+(Path(_FOLDER.name) / "docs").mkdir()
+(Path(_FOLDER.name) / "docs" / "index.html").write_text("<p>docs</p>")
+
+
 def edit_app() -> App:
     app = App()
+    app.mount("/files", StaticFiles(directory=_FOLDER.name, html=True))
 
     @app.get("/{page:path}/edit")
     async def edit(page: str) -> dict[str, str]:
@@ -71,6 +81,8 @@ async def test_double_slash_paths_answer_404_through_the_server() -> None:
 
 async def test_ordinary_trailing_slash_redirects_still_work() -> None:
     app = edit_app()
+    assert (await call(app, "/files/docs")).headers["location"] == "/files/docs/"
+    assert (await call(app, "/files//docs")).headers["location"] == "/files//docs/"
     answer = await call(app, "/docs/edit/", query=b"v=1&w=a%20b")
     assert (answer.status, answer.headers["location"]) == (307, "/docs/edit?v=1&w=a%20b")
     assert (await call(app, "/items")).headers["location"] == "/items/"
@@ -90,7 +102,9 @@ async def test_the_location_is_the_path_the_client_asked_for() -> None:
 
 # Paths built to reach the redirect code: a start a browser may read as another host,
 # arbitrary segments, and an end that names a route with or without its slash.
-_START = st.sampled_from(["/", "//", "///", "/\\", "/\\/", "/\t/", "/./"])
+_START = st.sampled_from(
+    ["/", "//", "///", "/\\", "/\\/", "/\t/", "/./", "/files/", "/files//", "/files/\\"]
+)
 _SEGMENTS = st.lists(
     st.one_of(
         st.sampled_from(["", "evil.com", "%2F", "\\", "\n"]),
@@ -98,7 +112,9 @@ _SEGMENTS = st.lists(
     ),
     max_size=3,
 ).map("/".join)
-_END = st.sampled_from(["", "/edit", "/edit/", "/items", "/users/x/", "edit/", "items"])
+_END = st.sampled_from(
+    ["", "/edit", "/edit/", "/items", "/users/x/", "edit/", "items", "docs", "/docs"]
+)
 _PATH = st.builds(lambda start, middle, end: start + middle + end, _START, _SEGMENTS, _END)
 
 
