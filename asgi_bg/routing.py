@@ -30,10 +30,10 @@ from .responses import (
     HTMLResponse,
     JSONResponse,
     PlainTextResponse,
-    RedirectResponse,
     Response,
     content_type_header,
     encode_json,
+    local_redirect,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -521,8 +521,9 @@ def _first_segment(path: str) -> str | None:
 
 
 def _redirect(scope: Scope, path: str) -> Response:
-    query = scope.get("query_string", b"").decode("latin-1")
-    return RedirectResponse(path + (f"?{query}" if query else ""))
+    # Never a bare RedirectResponse: the path comes from the client (finding 1 of
+    # issue 11, "//evil.com/edit/" redirected to evil.com).
+    return local_redirect(path, scope.get("query_string", b""))
 
 
 class _HeadOnly:
