@@ -17,6 +17,7 @@ from .responses import (
     StreamingResponse,
 )
 from .routing import Router
+from .staticfiles import StaticFiles
 from .uploads import UploadFile
 
 if typing.TYPE_CHECKING:
@@ -55,6 +56,7 @@ __all__ = [
     "RequestValidationError",
     "Response",
     "Router",
+    "StaticFiles",
     "StreamingResponse",
     "UploadFile",
     "run",
