@@ -22,7 +22,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._lifespan import LifespanDriver
 from ._testing_transport import AppCall, RequestTarget, ResponseParts
-from ._types import ASGIApp
+from ._types import ASGIApp, Scope
 
 
 def import_httpx() -> ModuleType:
@@ -71,8 +71,8 @@ class _Options:
         self.root_path = root_path
         self.lifespan: LifespanDriver | None = None
 
-    async def call(self, request: httpx.Request, body: list[bytes]) -> httpx.Response:
-        """Run the app for ``request``; the response once the call (and its tasks) ended."""
+    def scope(self, request: httpx.Request) -> Scope:
+        """The ASGI HTTP scope of ``request``, with a copy of the lifespan state."""
         state = dict(self.lifespan.state) if self.lifespan is not None else {}
         target = RequestTarget(
             method=request.method,
@@ -83,9 +83,30 @@ class _Options:
             headers=request.headers.raw,
             root_path=self.root_path,
         )
-        call = AppCall(self.app, target.scope(state), body)
+        return target.scope(state)
+
+    async def call(self, request: httpx.Request, body: list[bytes]) -> httpx.Response:
+        """Run the app for ``request``; the response once the call (and its tasks) ended."""
+        call = AppCall(self.app, self.scope(request), body)
         parts = await call.run(self.raise_server_exceptions)
         return _response(parts, request)
+
+
+class _InProcess:
+    """What both clients add to httpx's: the app, and the scope a request would get."""
+
+    _asgi: _Options
+
+    @property
+    def app(self) -> ASGIApp:
+        """The app under test."""
+        return self._asgi.app
+
+    def _scope_for(self, url: str, headers: Mapping[str, str] | None = None) -> Scope:
+        """The HTTP scope of ``GET url`` with the client's headers and cookies: where a
+        WebSocket session (``websocket_connect``) starts from."""
+        assert isinstance(self, httpx.Client | httpx.AsyncClient)
+        return self._asgi.scope(self.build_request("GET", url, headers=headers))
 
 
 def _response(parts: ResponseParts, request: httpx.Request) -> httpx.Response:
@@ -133,7 +154,7 @@ class _AsyncTransport(httpx.AsyncBaseTransport):
         return await self._options.call(request, body)
 
 
-class TestClient(httpx.Client):
+class TestClient(_InProcess, httpx.Client):
     """A synchronous ``httpx.Client`` calling ``app`` in-process; ``with`` runs the lifespan.
 
     Args:
@@ -171,11 +192,6 @@ class TestClient(httpx.Client):
             follow_redirects=follow_redirects,
             transport=_SyncTransport(self),
         )
-
-    @property
-    def app(self) -> ASGIApp:
-        """The app under test."""
-        return self._asgi.app
 
     def request(self, method: str, url: httpx._types.URLTypes, **kwargs: Any) -> httpx.Response:
         """Send one request; ``cookies=`` adds to the client's cookies for this call only."""
@@ -220,7 +236,7 @@ class TestClient(httpx.Client):
             manager.__exit__(exc_type, exc, tb)
 
 
-class AsyncTestClient(httpx.AsyncClient):
+class AsyncTestClient(_InProcess, httpx.AsyncClient):
     """An ``httpx.AsyncClient`` calling ``app`` on the test's event loop.
 
     ``async with`` runs the app's lifespan. Takes ``TestClient``'s arguments, but no
@@ -249,11 +265,6 @@ class AsyncTestClient(httpx.AsyncClient):
             follow_redirects=follow_redirects,
             transport=_AsyncTransport(self._asgi),
         )
-
-    @property
-    def app(self) -> ASGIApp:
-        """The app under test."""
-        return self._asgi.app
 
     async def request(
         self, method: str, url: httpx._types.URLTypes, **kwargs: Any

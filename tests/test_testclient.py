@@ -307,3 +307,15 @@ def test_httpx2_is_preferred_and_a_missing_httpx_names_the_extra(
     monkeypatch.setitem(sys.modules, "httpx", None)
     with pytest.raises(ImportError, match=r"asgi_bg\[testing\]"):
         testing.import_httpx()
+
+
+def test_the_scope_a_websocket_session_starts_from_carries_the_clients_cookies() -> None:
+    client = TestClient(App(), base_url="http://example.test", cookies={"session": "s"})
+    scope = client._scope_for("/ws?room=1", headers={"x-extra": "1"})
+    headers = dict(scope["headers"])
+    assert (scope["path"], scope["query_string"]) == ("/ws", b"room=1")
+    assert (headers[b"cookie"], headers[b"x-extra"], headers[b"host"]) == (
+        b"session=s",
+        b"1",
+        b"example.test",
+    )
