@@ -20,11 +20,11 @@ from typing import Any
 
 import anyio
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "reliability"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "reliability"))
 
 from reliability_support import fetch_json, run_load, server_process, started_port
 
+ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
 
 

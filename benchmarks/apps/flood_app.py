@@ -30,7 +30,7 @@ async def flood(n: int, tasks: BackgroundTasks) -> dict[str, int]:
 
 
 @app.get("/stats")
-async def stats() -> dict[str, int]:
+def stats() -> dict[str, int]:
     with open("/proc/self/statm") as statm:
         rss_pages = int(statm.read().split()[1])
     return {**app.tasks.stats(), "rss": rss_pages * resource.getpagesize()}
