@@ -17,6 +17,7 @@ from .responses import (
     StreamingResponse,
 )
 from .routing import Router
+from .websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 if typing.TYPE_CHECKING:
     from .server import run
@@ -53,5 +54,8 @@ __all__ = [
     "Response",
     "Router",
     "StreamingResponse",
+    "WebSocket",
+    "WebSocketDisconnect",
+    "WebSocketState",
     "run",
 ]
