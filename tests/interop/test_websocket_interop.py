@@ -155,17 +155,14 @@ def test_shutdown_closes_open_websockets_with_1012(
     for kind in WS_SERVERS:
         if kind.missing() is not None:
             continue
-        with serving(
-            kind, tmp_path_factory.mktemp(f"stop-{kind.name}"), app="ws_probe:app"
-        ) as server:
-            with ws(server, "/echo") as conn:
-                conn.send("ready")
-                assert conn.recv(timeout=LIMIT) == "ready"
-                server.process.terminate()
-                with pytest.raises(ConnectionClosed) as closed:
-                    conn.recv(timeout=LIMIT)
-                codes[kind.name] = closed.value.rcvd.code if closed.value.rcvd else None
-    print("close codes on shutdown:", codes)
-    assert codes.get("asgi_bg-asyncio", 1012) == 1012
-    assert codes.get("asgi_bg-trio", 1012) == 1012
-    assert codes.get("uvicorn-wsproto", 1012) == 1012
+        tmp = tmp_path_factory.mktemp(f"stop-{kind.name}")
+        with serving(kind, tmp, app="ws_probe:app") as server, ws(server, "/echo") as conn:
+            conn.send("ready")
+            assert conn.recv(timeout=LIMIT) == "ready"
+            server.process.terminate()
+            with pytest.raises(ConnectionClosed) as closed:
+                conn.recv(timeout=LIMIT)
+            codes[kind.name] = closed.value.rcvd.code if closed.value.rcvd else None
+    # Observed elsewhere: hypercorn closes with 1011, daphne drops the TCP connection.
+    for name in ("asgi_bg-asyncio", "asgi_bg-trio", "uvicorn-wsproto", "uvicorn-websockets"):
+        assert codes.get(name, 1012) == 1012, codes
