@@ -285,3 +285,47 @@ async def test_a_send_after_the_client_left_raises_websocket_disconnect() -> Non
         with anyio.fail_after(STEP_LIMIT):
             await done.wait()
     assert seen == [1006]
+
+
+def test_the_ws_flags_reach_the_server_config() -> None:
+    from asgi_bg.server.cli import build_parser  # noqa: PLC0415
+    from asgi_bg.server.config import ServerConfig  # noqa: PLC0415
+
+    args = build_parser().parse_args(
+        ["m:app", "--ws-ping-interval", "5", "--ws-ping-timeout", "2.5", "--ws-max-size", "1024"]
+    )
+    assert (args.ws_ping_interval, args.ws_ping_timeout, args.ws_max_size) == (5.0, 2.5, 1024)
+    defaults = build_parser().parse_args(["m:app"])
+    config = ServerConfig()
+    assert (defaults.ws_ping_interval, defaults.ws_max_size) == (
+        config.ws_ping_interval,
+        config.ws_max_size,
+    )
+    with pytest.raises(ValueError, match="ws_max_size"):
+        ServerConfig(ws_max_size=0)
+
+
+async def test_the_websocket_scope_the_server_builds() -> None:
+    scopes: list[Any] = []
+
+    async def raw(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            scopes.append(scope)
+            await receive()
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": 1000})
+
+    async with (
+        running(raw) as server,
+        ws_connect(server.port, "/a%20b?x=1", ["p1", "p2"]) as (
+            client,
+            _,
+        ),
+    ):
+        await client.closed()
+    scope = scopes[0]
+    assert scope["asgi"]["spec_version"] == "2.4"
+    assert (scope["scheme"], scope["path"], scope["query_string"]) == ("ws", "/a b", b"x=1")
+    assert scope["subprotocols"] == ["p1", "p2"]
+    assert "method" not in scope
+    assert "websocket.http.response" in scope["extensions"]
