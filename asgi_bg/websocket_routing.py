@@ -58,9 +58,6 @@ class WebSocketRoute:
         except RequestValidationError as exc:
             if websocket.application_state is not WebSocketState.DISCONNECTED:
                 await websocket.close(POLICY_VIOLATION, validation_reason(exc.errors))
-        except BaseException as exc:
-            context.error = exc
-            raise
 
     def __repr__(self) -> str:
         return f"WebSocketRoute({self.path!r}, {self.name!r})"
