@@ -294,13 +294,24 @@ class WebSocketSession:
         data: bytes | None = trailing
         try:
             while await self._handle_data(data, assembler):
-                try:
-                    data = await self._stream.receive(_READ_SIZE)
-                except _STREAM_GONE:
-                    data = None
+                data = await self._read()
         finally:
             self._end(ABNORMAL, "")
             self._reader_done.set()
+        # The closing handshake is over (or the peer is gone): RFC 6455 section 7.1.1
+        # has the server close TCP first, and now, even while the app's tasks still run.
+        await self._stream.aclose()
+
+    async def _read(self) -> bytes | None:
+        """The next bytes; None when the peer is gone, or is slow to answer our Close."""
+        try:
+            if self._close is None:
+                return await self._stream.receive(_READ_SIZE)
+            with anyio.move_on_after(_CLOSE_WAIT):
+                return await self._stream.receive(_READ_SIZE)
+        except _STREAM_GONE:
+            pass
+        return None
 
     async def _handle_data(self, data: bytes | None, assembler: _Assembler) -> bool:
         """Feed ``data`` (None: the peer closed TCP) to wsproto; False when done reading."""
@@ -311,11 +322,13 @@ class WebSocketSession:
                 try:
                     whole = assembler.add(event)
                 except _TooBig:
+                    # Read on (discarding) until the client's Close, so the unread rest
+                    # cannot make the kernel reset the connection before our Close lands.
                     await self._close_now(TOO_BIG, "message too big")
-                    return False
+                    continue
                 if whole is not None:
                     await self._deliver(whole)
-            elif isinstance(event, Ping):
+            elif isinstance(event, Ping) and self._ws.state is ConnectionState.OPEN:
                 await self._write(self._ws.send(event.response()))
             elif isinstance(event, Pong):
                 self._pong.set()

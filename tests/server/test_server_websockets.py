@@ -329,3 +329,29 @@ async def test_the_websocket_scope_the_server_builds() -> None:
     assert scope["subprotocols"] == ["p1", "p2"]
     assert "method" not in scope
     assert "websocket.http.response" in scope["extensions"]
+
+
+async def test_tcp_closes_after_the_closing_handshake_while_tasks_still_run() -> None:
+    release = anyio.Event()
+    log: list[str] = []
+    app = App()
+
+    async def slow_task() -> None:
+        await release.wait()
+        log.append("task done")
+
+    @app.websocket("/ws")
+    async def endpoint(websocket: WebSocket, tasks: BackgroundTasks) -> None:
+        await websocket.accept()
+        tasks.add_task(slow_task)
+        await websocket.receive_text()  # until the client leaves
+
+    async with running(app) as server:
+        async with ws_connect(server.port, "/ws") as (client, _):
+            await client.send(CloseConnection(1000))
+            await client.closed()
+            with anyio.fail_after(STEP_LIMIT), pytest.raises(anyio.EndOfStream):
+                await client.stream.receive()  # the server closed TCP: the task runs on
+            assert log == []
+        release.set()
+    assert log == ["task done"]
