@@ -19,7 +19,6 @@ answered 501 and the log names the extra.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import math
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,7 @@ from .._types import Message, Scope
 from ..datastructures import loggable_path
 from ._http import ASGI_VERSION
 from .state import ServerState, access_logger, logger
+from .ws_inbox import Inbox, MessageAssembler, MessageTooBig
 
 try:
     from wsproto import ConnectionType, WSConnection
@@ -114,10 +114,12 @@ class WebSocketSession:
         self._config = state.config
         self._ws = WSConnection(ConnectionType.SERVER) if HAVE_WSPROTO else None
         self._handshake = _Handshake.PENDING
-        self._inbox_send, self._inbox = anyio.create_memory_object_stream[Message](_INBOX)
+        self._inbox = Inbox(_INBOX)
         self._connect_delivered = False
         self._close: tuple[int, str] | None = None  # what the app hears on disconnect
-        self._lock = anyio.Lock()
+        # PERF: writes rarely contend (the app's sends; a pong now and then): without
+        # fast_acquire each one paid two extra event-loop turns in the echo benchmark.
+        self._lock = anyio.Lock(fast_acquire=True)
         self._pong = anyio.Event()
         self._reader_done = anyio.Event()
         self._group: Any = None
@@ -137,7 +139,6 @@ class WebSocketSession:
                     group.cancel_scope.cancel()  # the reader and the pinger
         finally:
             self._group = None
-            self._inbox_send.close()
             self._inbox.close()
 
     async def _without_wsproto(self) -> None:
@@ -202,11 +203,11 @@ class WebSocketSession:
         if not self._connect_delivered:
             self._connect_delivered = True
             return {"type": "websocket.connect"}
-        try:
-            return await self._inbox.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError):
+        message = await self._inbox.get()
+        if message is None:  # closed, and every queued message was taken
             code, reason = self._close or (ABNORMAL, "")
             return {"type": "websocket.disconnect", "code": code, "reason": reason}
+        return message
 
     async def _send(self, message: Message) -> None:
         kind = message["type"]
@@ -290,7 +291,7 @@ class WebSocketSession:
 
     async def _read_loop(self, trailing: bytes) -> None:
         assert self._ws is not None
-        assembler = _Assembler(self._config.ws_max_size)
+        assembler = MessageAssembler(self._config.ws_max_size)
         data: bytes | None = trailing
         try:
             while await self._handle_data(data, assembler):
@@ -313,7 +314,7 @@ class WebSocketSession:
             pass
         return None
 
-    async def _handle_data(self, data: bytes | None, assembler: _Assembler) -> bool:
+    async def _handle_data(self, data: bytes | None, assembler: MessageAssembler) -> bool:
         """Feed ``data`` (None: the peer closed TCP) to wsproto; False when done reading."""
         assert self._ws is not None
         self._ws.receive_data(data)
@@ -321,13 +322,13 @@ class WebSocketSession:
             if isinstance(event, WSMessage):
                 try:
                     whole = assembler.add(event)
-                except _TooBig:
+                except MessageTooBig:
                     # Read on (discarding) until the client's Close, so the unread rest
                     # cannot make the kernel reset the connection before our Close lands.
                     await self._close_now(TOO_BIG, "message too big")
                     continue
                 if whole is not None:
-                    await self._deliver(whole)
+                    await self._inbox.put(whole)  # waits while the app is behind
             elif isinstance(event, Ping) and self._ws.state is ConnectionState.OPEN:
                 await self._write(self._ws.send(event.response()))
             elif isinstance(event, Pong):
@@ -336,11 +337,6 @@ class WebSocketSession:
                 await self._closed_by_peer(event.code, event.reason or "")
                 return False
         return data is not None
-
-    async def _deliver(self, message: Message) -> None:
-        # Waits while the app is behind. Closed: the conversation is over, nobody listens.
-        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-            await self._inbox_send.send(message)
 
     async def _closed_by_peer(self, code: int, reason: str) -> None:
         assert self._ws is not None
@@ -363,7 +359,7 @@ class WebSocketSession:
         """The conversation is over: the app receives ``websocket.disconnect``."""
         if self._close is None:
             self._close = (code, reason)
-        self._inbox_send.close()
+        self._inbox.close()
 
     async def _keepalive(self) -> None:
         assert self._ws is not None
@@ -417,35 +413,3 @@ class WebSocketSession:
 
 def _label(scope: Scope) -> str:
     return loggable_path(scope.get("path", "?"))
-
-
-class _TooBig(Exception):
-    """A message grew past ``ws_max_size``."""
-
-
-class _Assembler:
-    """Joins a message's fragments and enforces the size limit as they arrive."""
-
-    __slots__ = ("_limit", "_parts", "_size")
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._parts: list[Any] = []
-        self._size = 0
-
-    def add(self, event: WSMessage[Any]) -> Message | None:
-        """The whole message once complete, None while incomplete; raises ``_TooBig``."""
-        data = event.data
-        self._size += len(data.encode()) if isinstance(data, str) else len(data)
-        if self._size > self._limit:
-            raise _TooBig
-        if not event.message_finished:
-            self._parts.append(data)
-            return None
-        if self._parts:
-            self._parts.append(data)
-            data = ("" if isinstance(data, str) else b"").join(self._parts)
-            self._parts = []
-        self._size = 0
-        key = "text" if isinstance(data, str) else "bytes"
-        return {"type": "websocket.receive", key: data if key == "text" else bytes(data)}

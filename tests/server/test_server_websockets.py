@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from server_support import STEP_LIMIT, http_get, running
 from ws_client import ws_connect
@@ -355,3 +356,27 @@ async def test_tcp_closes_after_the_closing_handshake_while_tasks_still_run() ->
             assert log == []
         release.set()
     assert log == ["task done"]
+
+
+async def test_the_inbox_holds_the_reader_back_while_full_and_ends_after_close() -> None:
+    from asgi_bg.server.ws_inbox import Inbox  # noqa: PLC0415
+
+    inbox = Inbox(2)
+    log: list[str] = []
+
+    async def reader() -> None:
+        for n in range(3):
+            await inbox.put({"n": n})
+            log.append(f"put {n}")
+        inbox.close()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(reader)
+        with anyio.fail_after(STEP_LIMIT):
+            while len(log) < 2:
+                await anyio.lowlevel.checkpoint()
+            for _ in range(5):  # give the reader every chance to put a third
+                await anyio.lowlevel.checkpoint()
+            assert log == ["put 0", "put 1"]  # full: the third waits for the app
+            assert [await inbox.get() for _ in range(3)] == [{"n": 0}, {"n": 1}, {"n": 2}]
+            assert await inbox.get() is None  # closed and empty
