@@ -6,20 +6,26 @@ WebSocket implementations (wsproto and websockets), on the same raw ASGI echo ap
 The three servers run at once as child processes (plain asyncio loop, no access log);
 every round loads each in turn, in a rotating order, so noise on the machine hits them
 alike. The load is `--connections` clients of the `websockets` library, each sending a
-small text message and waiting for its echo, again and again, for `--seconds`. The
-ratios printed are asgi_bg / each uvicorn variant per round, then their median.
+small text message and waiting for its echo, again and again, for `--seconds`. Two
+figures per load: messages per second of wall time, and messages per CPU second of the
+server process (from /proc; it depends much less on what else the machine is doing).
+The ratios printed are asgi_bg / each uvicorn variant per round, then their median.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
+import subprocess
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 
-from benchmarks.http_server import _serving
+from benchmarks.http_server import ROOT, _free_port, _wait_ready
 from benchmarks.workload import Receive, Scope, Send
 
 APP = "benchmarks.websocket_echo:app"
@@ -46,6 +52,41 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "websocket.send", "text": message.get("text")})
 
 
+@dataclass
+class Served:
+    port: int
+    pid: int
+
+
+@dataclass
+class Sample:
+    wall_rate: float  # messages per second
+    cpu_rate: float  # messages per CPU second of the server process
+
+
+@contextmanager
+def _serving(argv: tuple[str, ...]) -> Iterator[Served]:
+    port = _free_port()
+    process = subprocess.Popen([*argv, "--port", str(port)], cwd=ROOT)
+    try:
+        _wait_ready(process, port)
+        yield Served(port, process.pid)
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(30)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of ``pid`` so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _client(port: int, deadline: float) -> int:
     from websockets.asyncio.client import connect  # noqa: PLC0415
 
@@ -58,39 +99,46 @@ async def _client(port: int, deadline: float) -> int:
     return echoed
 
 
-async def _load(port: int, seconds: float, connections: int) -> float:
+async def _load(served: Served, seconds: float, connections: int) -> Sample:
+    cpu_before = _cpu_seconds(served.pid)
     start = time.monotonic()
-    counts = await asyncio.gather(*(_client(port, start + seconds) for _ in range(connections)))
-    return sum(counts) / (time.monotonic() - start)
+    clients = (_client(served.port, start + seconds) for _ in range(connections))
+    echoed = sum(await asyncio.gather(*clients))
+    wall = time.monotonic() - start
+    cpu = _cpu_seconds(served.pid) - cpu_before
+    return Sample(echoed / wall, echoed / max(cpu, 1e-3))
 
 
-def run(seconds: float, rounds: int, connections: int) -> dict[str, list[float]]:
-    """Messages per second of each server, one value per round."""
-    rates: dict[str, list[float]] = {name: [] for name in SERVERS}
+def run(seconds: float, rounds: int, connections: int) -> dict[str, list[Sample]]:
+    """One sample per server and round."""
+    samples: dict[str, list[Sample]] = {name: [] for name in SERVERS}
     with ExitStack() as stack:
-        ports = {name: stack.enter_context(_serving(argv)) for name, argv in SERVERS.items()}
-        names = list(ports)
+        served = {name: stack.enter_context(_serving(argv)) for name, argv in SERVERS.items()}
+        names = list(served)
         for round_ in range(rounds):
             for name in names[round_ % 3 :] + names[: round_ % 3]:
-                rates[name].append(asyncio.run(_load(ports[name], seconds, connections)))
-    return rates
+                samples[name].append(asyncio.run(_load(served[name], seconds, connections)))
+    return samples
 
 
-def report(rates: dict[str, list[float]]) -> str:
-    """Each server's rates, then asgi_bg's median ratio to each uvicorn variant."""
-    lines = [
-        f"{name:<20} " + " ".join(f"{rate:>8.0f}" for rate in values) + "  msg/s"
-        for name, values in rates.items()
-    ]
-    ours = rates["asgi_bg"]
-    for name, theirs in rates.items():
+def report(samples: dict[str, list[Sample]]) -> str:
+    """Each server's rates, then asgi_bg's median ratios to each uvicorn variant."""
+    lines = []
+    for field, unit in (("wall_rate", "msg/s"), ("cpu_rate", "msg per server CPU s")):
+        lines += [
+            f"{name:<20} " + " ".join(f"{getattr(s, field):>8.0f}" for s in values) + f"  {unit}"
+            for name, values in samples.items()
+        ]
+    for name, theirs in samples.items():
         if name == "asgi_bg":
             continue
-        ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
-        each = ", ".join(f"{r:.2f}" for r in ratios)
-        lines.append(
-            f"asgi_bg / {name}: median {statistics.median(ratios):.2f} ({each}), higher is better"
-        )
+        for field, meaning in (("wall_rate", "msg/s"), ("cpu_rate", "msg per CPU second")):
+            ours = [getattr(s, field) for s in samples["asgi_bg"]]
+            ratios = [a / getattr(b, field) for a, b in zip(ours, theirs, strict=True)]
+            each = ", ".join(f"{r:.2f}" for r in ratios)
+            lines.append(
+                f"asgi_bg / {name}, {meaning}: median {statistics.median(ratios):.2f} ({each})"
+            )
     return "\n".join(lines)
 
 

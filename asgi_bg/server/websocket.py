@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import h11
-from anyio.abc import ByteStream
+from anyio.abc import ByteStream, TaskGroup
 
 from .._types import Message, Scope
 from ..datastructures import loggable_path
@@ -67,14 +67,12 @@ _INBOX = 16
 _CLOSE_WAIT = 2.0
 _STREAM_GONE = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
 
-NORMAL, GOING_AWAY, ABNORMAL, TOO_BIG, INTERNAL_ERROR, SERVICE_RESTART = (
-    1000,
-    1001,
-    1006,
-    1009,
-    1011,
-    1012,
-)
+# Close codes (RFC 6455 section 7.4.1; 1012 from the IANA registry).
+NORMAL = 1000
+ABNORMAL = 1006  # the connection dropped without a Close frame
+TOO_BIG = 1009
+INTERNAL_ERROR = 1011
+SERVICE_RESTART = 1012
 
 
 class ClientDisconnected(OSError):
@@ -122,7 +120,7 @@ class WebSocketSession:
         self._lock = anyio.Lock(fast_acquire=True)
         self._pong = anyio.Event()
         self._reader_done = anyio.Event()
-        self._group: Any = None
+        self._group: TaskGroup | None = None
         self._shutting_down = False
 
     # --- the life of the connection -----------------------------------------------------
@@ -166,7 +164,7 @@ class WebSocketSession:
         del scope["method"]
         scope["type"] = "websocket"
         scope["asgi"] = {"version": ASGI_VERSION, "spec_version": WS_SPEC_VERSION}
-        scope["scheme"] = "ws"
+        scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
         scope["subprotocols"] = list(offer.subprotocols)
         scope["extensions"] = {"websocket.http.response": {}}
         return scope
@@ -183,7 +181,7 @@ class WebSocketSession:
             await self._state.app(scope, self._receive, self._send)
         except Exception:
             raised = True
-            logger.exception("Exception in the ASGI app serving WebSocket %s", _label(scope))
+            logger.exception("Exception in the ASGI app serving WebSocket %s", self._path())
         await self._after_app(raised)
 
     async def _after_app(self, raised: bool) -> None:
@@ -258,10 +256,12 @@ class WebSocketSession:
             raise ClientDisconnected("the client is gone")
         self._handshake = _Handshake.ACCEPTED
         self._log("accepted")
-        self._group.start_soon(self._read_loop, self._conn.h11.trailing_data[0])
-        self._group.start_soon(self._keepalive)
+        group = self._group
+        assert group is not None  # the app runs inside the session's task group
+        group.start_soon(self._read_loop, self._conn.h11.trailing_data[0])
+        group.start_soon(self._keepalive)
         if self._shutting_down:
-            self._group.start_soon(self._close_now, SERVICE_RESTART, "server shutting down")
+            group.start_soon(self._close_now, SERVICE_RESTART, "server shutting down")
 
     async def _refuse(self, status: int) -> None:
         assert self._ws is not None
@@ -409,7 +409,3 @@ class WebSocketSession:
 
     def _path(self) -> str:
         return loggable_path(self._http_scope["path"])
-
-
-def _label(scope: Scope) -> str:
-    return loggable_path(scope.get("path", "?"))
