@@ -455,3 +455,23 @@ def test_asgi_bg_mounted_in_starlette_and_fastapi_serves_its_websockets(
     with TestClient(outer, backend=anyio_backend).websocket_connect("/bg/rooms/a") as ws:
         assert ws.receive_json() == {"room": "a", "path": "/bg/rooms/a"}
     assert log == ["left a"]
+
+
+def test_an_http_connection_parameter_gets_the_websocket(anyio_backend: str) -> None:
+    from asgi_bg.requests import HTTPConnection  # noqa: PLC0415
+
+    app = App()
+
+    async def client_name(connection: HTTPConnection) -> str:
+        return connection.headers.get("x-name", "?")
+
+    @app.websocket("/ws")
+    async def ws_endpoint(
+        websocket: WebSocket, name: Annotated[str, Depends(client_name)], conn: HTTPConnection
+    ) -> None:
+        await websocket.accept()
+        await websocket.send_json([name, conn is websocket])
+
+    client = TestClient(app, backend=anyio_backend)
+    with client.websocket_connect("/ws", headers={"x-name": "ann"}) as ws:
+        assert ws.receive_json() == ["ann", True]

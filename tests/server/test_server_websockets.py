@@ -70,6 +70,10 @@ def ws_app(rec: Recorder) -> App:
         await websocket.accept()
         raise RuntimeError("handler failed")
 
+    @app.websocket("/closed")
+    async def closed(websocket: WebSocket) -> None:
+        await websocket.close(4003)
+
     @app.websocket("/deny")
     async def deny(websocket: WebSocket) -> None:
         await websocket.send_denial_response(PlainTextResponse("members only", 401))
@@ -144,8 +148,9 @@ async def test_a_message_over_ws_max_size_closes_with_1009() -> None:
 
 async def test_unknown_path_is_403_and_a_denial_response_is_sent_as_is() -> None:
     async with running(ws_app(Recorder())) as server:
-        reply = await http_get(server.port, UPGRADE.replace(b"/ws", b"/nowhere"))
-        assert reply.startswith(b"HTTP/1.1 403 ")
+        for path in (b"/nowhere", b"/closed"):  # no route; closed before accepting
+            reply = await http_get(server.port, UPGRADE.replace(b"/ws", path))
+            assert reply.startswith(b"HTTP/1.1 403 ")
         async with ws_connect(server.port, "/deny") as (client, answer):
             assert isinstance(answer, RejectConnection) and answer.status_code == 401
             body = await client.next_event()
