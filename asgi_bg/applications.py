@@ -184,9 +184,9 @@ class App:
         scope[CONTEXT_KEY] = context
         scope["app"] = self
         label = RequestLabel(scope)
-        guard = CloseGuard(send)
+        guard = CloseGuard(receive, send)
         try:
-            await (self._stack or self._build_stack())(scope, receive, guard.send)
+            await (self._stack or self._build_stack())(scope, guard.receive, guard.send)
         except Exception as exc:
             exc = await context.failed(exc, label)
             logger.error("Exception while serving %s", label, exc_info=exc)

@@ -88,18 +88,27 @@ async def reject(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 class CloseGuard:
-    """Wraps ``send`` to see what the app sent, so whatever it left open gets closed.
+    """Wraps ``receive`` and ``send`` to see where the conversation is, so that whatever
+    the endpoint left open gets closed.
 
     The app's tasks run after the connection closed, so the app closes it itself when
     the endpoint returns rather than leaving that to the server.
     """
 
-    __slots__ = ("_send", "accepted", "finished")
+    __slots__ = ("_receive", "_send", "accepted", "finished")
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, receive: Receive, send: Send) -> None:
+        self._receive = receive
         self._send = send
         self.accepted = False
-        self.finished = False  # closed, or refused with an HTTP response
+        self.finished = False  # closed by either side, or refused with an HTTP response
+
+    async def receive(self) -> Message:
+        """The ``receive`` the app below gets."""
+        message = await self._receive()
+        if message["type"] == "websocket.disconnect":
+            self.finished = True
+        return message
 
     async def send(self, message: Message) -> None:
         """The ``send`` the app below gets."""
@@ -118,5 +127,7 @@ class CloseGuard:
             return
         try:
             await self.send({"type": "websocket.close", "code": code, "reason": ""})
-        except OSError:
-            self.finished = True  # the client is gone already: nothing to close
+        except (OSError, RuntimeError):
+            # The connection ended under us (ASGI 2.4 raises OSError; some servers raise
+            # RuntimeError for a close after the client's): nothing is left to close.
+            self.finished = True

@@ -475,3 +475,33 @@ def test_an_http_connection_parameter_gets_the_websocket(anyio_backend: str) -> 
     client = TestClient(app, backend=anyio_backend)
     with client.websocket_connect("/ws", headers={"x-name": "ann"}) as ws:
         assert ws.receive_json() == ["ann", True]
+
+
+@pytest.mark.anyio
+async def test_no_close_is_sent_after_the_client_disconnected() -> None:
+    """A strict server (uvicorn's websockets implementation is one) refuses a close
+    after the client's; the endpoint's tasks must still run."""
+    ran: list[str] = []
+    sent: list[str] = []
+    app = App()
+
+    @app.websocket("/ws")
+    async def ws_endpoint(websocket: WebSocket, tasks: BackgroundTasks) -> None:
+        await websocket.accept()
+        tasks.add_task(ran.append, "task")
+        await websocket.receive_text()
+
+    incoming = iter([{"type": "websocket.connect"}, {"type": "websocket.disconnect", "code": 1001}])
+
+    async def receive() -> Any:
+        return next(incoming)
+
+    async def send(message: Any) -> None:
+        if sent[-1:] == ["disconnected"] or message["type"] == "websocket.close":
+            raise RuntimeError("Unexpected ASGI message after the client closed")
+        sent.append(message["type"])
+
+    scope = {"type": "websocket", "path": "/ws", "headers": [], "query_string": b""}
+    await app(scope, receive, send)
+    assert sent == ["websocket.accept"]
+    assert ran == ["task"]

@@ -134,6 +134,13 @@ def test_a_client_that_ignores_pings_is_closed(served: Served) -> None:
     assert closes[0].code in (1011, 1006)
 
 
+def test_the_server_logged_no_error(served: Served) -> None:
+    """Runs last for each server: the app never failed under it (a close the server
+    refused, say, would show as an ASGI error here and nowhere else)."""
+    log = served.log()
+    assert "Traceback" not in log and "Exception in ASGI application" not in log, log
+
+
 def raw_session(port: int, path: str) -> list[Any]:
     """Handshake, then only read (pings unanswered) until the server ends the connection."""
     client = WSConnection(ConnectionType.CLIENT)
