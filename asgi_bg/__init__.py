@@ -17,6 +17,7 @@ from .responses import (
     StreamingResponse,
 )
 from .routing import Router
+from .staticfiles import StaticFiles
 from .websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 if typing.TYPE_CHECKING:
@@ -53,6 +54,7 @@ __all__ = [
     "RequestValidationError",
     "Response",
     "Router",
+    "StaticFiles",
     "StreamingResponse",
     "WebSocket",
     "WebSocketDisconnect",
