@@ -198,7 +198,7 @@ class App:
             await context.abandon(scope.get(ERRORS_KEY), label)
             raise
         await guard.close(1000)  # before the tasks: they run once the connection closed
-        if context.has_work:
+        if context.tasks or context.response_background or context.teardowns:
             await self._after_response(scope, context)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
