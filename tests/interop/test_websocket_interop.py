@@ -120,6 +120,16 @@ def test_unknown_path_is_refused_with_403(served: Served) -> None:
     assert refused.value.response.status_code == 403
 
 
+def test_a_denial_response_where_the_server_has_the_extension(served: Served) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        ws(served, "/deny")
+    response = refused.value.response
+    if served.kind == "daphne":  # no websocket.http.response extension: a plain 403
+        assert response.status_code == 403
+    else:
+        assert (response.status_code, response.body) == (401, b"members only")
+
+
 def test_a_client_ping_is_answered(served: Served) -> None:
     with ws(served, "/echo") as conn:
         assert conn.ping().wait(LIMIT)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from asgi_bg import App, WebSocket, WebSocketDisconnect
+from asgi_bg import App, PlainTextResponse, WebSocket, WebSocketDisconnect
 
 app = App()
 
@@ -42,3 +42,12 @@ async def json_double(websocket: WebSocket) -> None:
 async def close_with(websocket: WebSocket, code: int) -> None:
     await websocket.accept()
     await websocket.close(code, f"closing with {code}")
+
+
+@app.websocket("/deny")
+async def deny(websocket: WebSocket) -> None:
+    """Refused with the app's own response where the server has the extension."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(PlainTextResponse("members only", 401))
+    else:
+        await websocket.close()
