@@ -21,6 +21,7 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from ._context import ERRORS_KEY
 from ._types import ASGIApp, Message, Scope
 from ._ws_testclient import AsyncWebSocketSession, WebSocketTestSession, websocket_scope
+from ._ws_testclient import WebSocketDenialResponse as WebSocketDenialResponse  # noqa: PLC0414
 from .datastructures import Headers
 from .requests import parse_cookie_header
 

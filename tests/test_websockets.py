@@ -21,8 +21,7 @@ from asgi_bg import (
     WebSocketDisconnect,
     WebSocketState,
 )
-from asgi_bg._ws_testclient import WebSocketDenialResponse
-from asgi_bg.testing import AsyncTestClient, TestClient
+from asgi_bg.testing import AsyncTestClient, TestClient, WebSocketDenialResponse
 
 
 def echo_app() -> App:
