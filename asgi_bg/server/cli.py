@@ -15,7 +15,7 @@ from typing import Any, cast
 import anyio
 
 from .._types import ASGIApp
-from .config import DEFAULT_MAX_BODY, DEFAULT_MAX_HEADER_SIZE
+from .config import DEFAULT_MAX_BODY, DEFAULT_MAX_HEADER_SIZE, DEFAULT_WS_MAX_SIZE
 from .lifespan import LifespanFailure
 from .run import configure_logging, serve_until_signalled
 
@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--root-path", default="", help="ASGI root_path, for apps mounted under a prefix")
     add("--limit-concurrency", type=int, default=None, help="ASGI calls before 503")
     add("--no-access-log", action="store_true", help="do not log one line per request")
+    add("--ws-ping-interval", type=float, default=20.0, help="WebSocket ping period, seconds")
+    add("--ws-ping-timeout", type=float, default=20.0, help="seconds to answer a ping")
+    add("--ws-max-size", type=int, default=DEFAULT_WS_MAX_SIZE, help="largest message, bytes")
     add("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     add("--backend", default="asyncio", choices=["asyncio", "trio"], help="anyio backend")
     add("--app-dir", default=".", help="directory put first on sys.path (default: %(default)s)")
@@ -164,4 +167,7 @@ async def _serve(app: ASGIApp, args: argparse.Namespace) -> int:
         root_path=args.root_path,
         limit_concurrency=args.limit_concurrency,
         access_log=not args.no_access_log,
+        ws_ping_interval=args.ws_ping_interval,
+        ws_ping_timeout=args.ws_ping_timeout,
+        ws_max_size=args.ws_max_size,
     )

@@ -13,6 +13,9 @@ DEFAULT_MAX_BODY = 4 * 1024 * 1024
 # h11's own default for the request line plus headers; past it the answer is 431.
 DEFAULT_MAX_HEADER_SIZE = 16 * 1024
 
+# A WebSocket message larger than this closes the connection with 1009 (as uvicorn).
+DEFAULT_WS_MAX_SIZE = 16 * 1024 * 1024
+
 
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
@@ -23,6 +26,8 @@ class ServerConfig:
     wait for more of a request body (a client that stalls midway gets 408).
     `limit_concurrency` caps the ASGI calls in flight (including calls whose response
     is already sent but whose background work still runs); requests beyond it get 503.
+    WebSockets: a ping every `ws_ping_interval` seconds (None: never) must be answered
+    within `ws_ping_timeout`; a message over `ws_max_size` bytes closes with 1009.
     """
 
     host: str = "127.0.0.1"
@@ -36,6 +41,9 @@ class ServerConfig:
     root_path: str = ""
     limit_concurrency: int | None = None
     access_log: bool = True
+    ws_ping_interval: float | None = 20.0
+    ws_ping_timeout: float | None = 20.0
+    ws_max_size: int = DEFAULT_WS_MAX_SIZE
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -47,6 +55,8 @@ class ServerConfig:
             raise ValueError("max_body must be >= 0 and max_header_size >= 1")
         if self.limit_concurrency is not None and self.limit_concurrency < 1:
             raise ValueError("limit_concurrency must be at least 1")
+        if self.ws_max_size < 1:
+            raise ValueError("ws_max_size must be at least 1")
         if self.root_path.endswith("/"):
             raise ValueError("root_path must not end with '/'")
 
@@ -65,3 +75,6 @@ class ServerOptions(TypedDict, total=False):
     root_path: str
     limit_concurrency: int | None
     access_log: bool
+    ws_ping_interval: float | None
+    ws_ping_timeout: float | None
+    ws_max_size: int

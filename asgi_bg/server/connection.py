@@ -24,6 +24,7 @@ from ._http import ASGI_VERSION, HTTP_SPEC_VERSION, simple_response
 from .calls import CallRunner
 from .cycle import RequestCycle
 from .state import ServerState, logger
+from .websocket import WebSocketSession, is_websocket_upgrade
 
 _READ_SIZE = 64 * 1024
 # How long a closing connection waits for the client to read the last response and
@@ -45,6 +46,7 @@ class HTTPConnection:
         self.closing = state.shutting_down  # answer with `Connection: close`, then stop
         self._eof = False
         self._current: RequestCycle | None = None  # the latest exchange
+        self._upgraded: WebSocketSession | None = None  # the socket now speaks WebSocket
         self._wait_scope: anyio.CancelScope | None = None  # cancelled: stop serving
         # When an idle connection expires (see `idle.py`); `inf` while a request is on.
         self.idle_deadline = time.monotonic() + state.config.header_timeout
@@ -60,7 +62,9 @@ class HTTPConnection:
     def shutdown(self) -> None:
         """Graceful shutdown: an idle connection closes now, a busy one after its response."""
         self.closing = True
-        if self._wait_scope is not None and self._idle():
+        if self._upgraded is not None:
+            self._upgraded.shutdown()
+        elif self._wait_scope is not None and self._idle():
             self._wait_scope.cancel()
 
     async def run(self) -> None:
@@ -235,6 +239,11 @@ class HTTPConnection:
         refusal = self._refusal(request, has_body)
         if refusal:
             await self.write_simple(refusal, close=True, head=head)
+            return False
+        if is_websocket_upgrade(request):  # the connection is the WebSocket's from here
+            ws_scope = self._scope(request)
+            self._upgraded = WebSocketSession(self, self._stream, self._state, request, ws_scope)
+            await self._upgraded.run()
             return False
         cycle = RequestCycle(self, self._state, self._scope(request), has_body=has_body)
         self._current = cycle
