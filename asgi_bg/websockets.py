@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ._types import Message, Receive, Scope, Send
 from .requests import HTTPConnection
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from .responses import Response
@@ -139,29 +141,17 @@ class WebSocket(HTTPConnection):
             return json.loads(_payload(message, "bytes").decode("utf-8"))
         return json.loads(_payload(message, "text"))
 
-    async def iter_text(self) -> AsyncIterator[str]:
+    def iter_text(self) -> AsyncIterator[str]:
         """Text messages until the client disconnects (then the loop just ends)."""
-        try:
-            while True:
-                yield await self.receive_text()
-        except WebSocketDisconnect:
-            return
+        return _until_disconnect(self.receive_text)
 
-    async def iter_bytes(self) -> AsyncIterator[bytes]:
+    def iter_bytes(self) -> AsyncIterator[bytes]:
         """Binary messages until the client disconnects (then the loop just ends)."""
-        try:
-            while True:
-                yield await self.receive_bytes()
-        except WebSocketDisconnect:
-            return
+        return _until_disconnect(self.receive_bytes)
 
-    async def iter_json(self) -> AsyncIterator[Any]:
+    def iter_json(self) -> AsyncIterator[Any]:
         """JSON text messages until the client disconnects (then the loop just ends)."""
-        try:
-            while True:
-                yield await self.receive_json()
-        except WebSocketDisconnect:
-            return
+        return _until_disconnect(self.receive_json)
 
     async def send_text(self, data: str) -> None:
         """Send a text message."""
@@ -222,3 +212,11 @@ def _raw_headers(
     if isinstance(headers, Mapping):
         return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
     return [(bytes(k).lower(), bytes(v)) for k, v in headers]
+
+
+async def _until_disconnect(receive: Callable[[], Awaitable[T]]) -> AsyncIterator[T]:
+    try:
+        while True:
+            yield await receive()
+    except WebSocketDisconnect:
+        return
