@@ -23,6 +23,7 @@ from .._types import Message, Scope
 from ._http import ASGI_VERSION, HTTP_SPEC_VERSION, simple_response
 from .calls import CallRunner
 from .cycle import RequestCycle
+from .phase import Response
 from .state import ServerState, logger
 
 _READ_SIZE = 64 * 1024
@@ -108,7 +109,7 @@ class HTTPConnection:
 
     def _reusable(self, cycle: RequestCycle) -> bool:
         return (
-            not (cycle.gone or cycle.must_close)
+            cycle.phase is Response.COMPLETE
             and self.h11.our_state is h11.DONE
             and self.h11.their_state is h11.DONE
         )
