@@ -20,7 +20,7 @@ from anyio.abc import ByteStream, SocketAttribute
 from anyio.streams.memory import MemoryObjectSendStream
 
 from .._types import Message, Scope
-from ._http import ASGI_VERSION, HTTP_SPEC_VERSION, simple_response
+from ._http import ASGI_VERSION, HTTP_SPEC_VERSION, simple_response, split_target, valid_host
 from .calls import CallRunner
 from .cycle import RequestCycle
 from .phase import Response
@@ -31,6 +31,10 @@ _READ_SIZE = 64 * 1024
 # close its side (see `_linger`).
 _LINGER = 2.0
 _STREAM_GONE = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError)
+# RFC 9112 §2.2: empty lines before a request line are skipped, up to this many.
+_EMPTY_LINES_IGNORED = 8
+# What h11 says when a request starts with an empty line (h11/_readers.py).
+_H11_EMPTY_LINE = "no request line received"
 _FINAL_EMPTY_BODY: Message = {"type": "http.request", "body": b"", "more_body": False}
 
 
@@ -208,19 +212,37 @@ class HTTPConnection:
                 raise TimeoutError
 
     async def _read_request(self) -> h11.Request | None:
-        try:
-            event = self.h11.next_event()
-            if event is h11.NEED_DATA:  # PERF: a head that came whole needs no timer
-                with anyio.fail_after(self._state.config.header_timeout):
-                    event = await self._next_event()
-        except TimeoutError:
-            logger.debug("Closing connection from %s: request head too slow", self._client_addr)
-            return None
-        except h11.RemoteProtocolError as exc:
-            # Malformed (400) or too large (431, h11's max_incomplete_event_size).
-            await self.write_simple(exc.error_status_hint, close=True)
-            return None
-        return event if isinstance(event, h11.Request) else None
+        for _ in range(_EMPTY_LINES_IGNORED + 1):
+            try:
+                event = self.h11.next_event()
+                if event is h11.NEED_DATA:  # PERF: a head that came whole needs no timer
+                    with anyio.fail_after(self._state.config.header_timeout):
+                        event = await self._next_event()
+            except TimeoutError:
+                logger.debug("Closing connection from %s: request head too slow", self._client_addr)
+                return None
+            except h11.RemoteProtocolError as exc:
+                if str(exc) == _H11_EMPTY_LINE:
+                    self._restart_parser()
+                    continue
+                # Malformed (400) or too large (431, h11's max_incomplete_event_size).
+                await self.write_simple(_error_status(exc), close=True)
+                return None
+            return event if isinstance(event, h11.Request) else None
+        await self.write_simple(400, close=True)  # a stream of empty lines is no request
+        return None
+
+    def _restart_parser(self) -> None:
+        # RFC 9112 §2.2: a server SHOULD ignore empty lines before a request line. h11
+        # consumes the empty line, then refuses; between requests nothing else of its
+        # state matters, so a fresh parser takes over the bytes that follow.
+        leftover, closed = self.h11.trailing_data
+        self.h11 = h11.Connection(
+            h11.SERVER, max_incomplete_event_size=self._state.config.max_header_size
+        )
+        self.h11.receive_data(leftover)
+        if closed:
+            self.h11.receive_data(b"")
 
     # -- one request ----------------------------------------------------------------
 
@@ -230,20 +252,22 @@ class HTTPConnection:
         try:
             first = self.h11.next_event()  # bodyless requests end right here
         except h11.RemoteProtocolError as exc:
-            await self.write_simple(exc.error_status_hint, close=True, head=head)
+            await self.write_simple(_error_status(exc), close=True, head=head)
             return False
         has_body = not isinstance(first, h11.EndOfMessage)
-        refusal = self._refusal(request, has_body)
+        authority, path, query = split_target(request.target)
+        refusal = _malformed(request, authority) or self._refusal(request, has_body)
         if refusal:
             await self.write_simple(refusal, close=True, head=head)
             return False
-        cycle = RequestCycle(self, self._state, self._scope(request), has_body=has_body)
+        scope = self._scope(request, authority, path, query)
+        cycle = RequestCycle(self, self._state, scope, has_body=has_body)
         self._current = cycle
         calls.submit(cycle)
         if cycle.body_send is None:
             return True
-        with anyio.CancelScope() as scope:
-            cycle.attach(scope.cancel)  # answered before the body was read: stop reading
+        with anyio.CancelScope() as cancel:
+            cycle.attach(cancel.cancel)  # answered before the body was read: stop reading
             return await self._pump_body(cycle, cycle.body_send, first)
         return True  # the response is done; what is left of the body decides reuse
 
@@ -311,18 +335,21 @@ class HTTPConnection:
                 await self.write_simple(status, close=True, head=cycle.scope["method"] == "HEAD")
         return False
 
-    def _scope(self, request: h11.Request) -> Scope:
-        raw_path, _, query = request.target.partition(b"?")
-        if not raw_path.startswith(b"/") and b"://" in raw_path:
-            # RFC 9112 §3.2.2: absolute-form targets must be accepted; keep the path.
-            parts = raw_path.split(b"/", 3)
-            raw_path = b"/" + (parts[3] if len(parts) > 3 else b"")
+    def _scope(
+        self, request: h11.Request, authority: bytes | None, raw_path: bytes, query: bytes
+    ) -> Scope:
+        headers = list(request.headers)
+        if authority is not None:
+            # RFC 9112 §3.2.2: with an absolute-form target the target's host is the
+            # one that counts; the Host header is replaced, so `request.url` shows it.
+            headers = [(b"host", authority), *((n, v) for n, v in headers if n != b"host")]
         root = self._state.config.root_path
         # h11 only lets visible ASCII through in the target, so ascii cannot fail.
         return {
             "type": "http",
             "asgi": {"version": ASGI_VERSION, "spec_version": HTTP_SPEC_VERSION},
-            "http_version": request.http_version.decode("ascii"),
+            # RFC 9110 §2.5: a higher 1.x minor version is served as 1.1.
+            "http_version": "1.0" if request.http_version == b"1.0" else "1.1",
             "server": self._server_addr,
             "client": self._client_addr,
             "scheme": "http",
@@ -332,7 +359,7 @@ class HTTPConnection:
             "path": root + unquote(raw_path.decode("ascii")),
             "raw_path": root.encode("ascii") + raw_path,
             "query_string": query,
-            "headers": list(request.headers),
+            "headers": headers,
             "state": self._state.lifespan_state.copy(),
         }
 
@@ -388,6 +415,39 @@ def _address(value: object) -> tuple[str, int] | None:
     if isinstance(value, tuple) and len(value) >= 2:
         return (str(value[0]), int(value[1]))
     return None
+
+
+def _malformed(request: h11.Request, authority: bytes | None) -> int:
+    """400 or 505 for what h11 lets through but HTTP/1.1 refuses; 0 when well formed."""
+    if request.http_version[:1] != b"1":
+        return 505  # h11 reads any `HTTP/d.d`; RFC 9110 §15.6.6: other major versions
+    host: bytes | None = None
+    length = chunked = False
+    for name, value in request.headers:
+        if name == b"host":
+            host = value
+        elif name == b"content-length":
+            length = True
+        elif name == b"transfer-encoding":
+            chunked = True
+    if length and chunked:
+        # RFC 9112 §6.1: both framings at once is how requests are smuggled past a
+        # proxy that reads the other one; h11 would follow Transfer-Encoding and keep
+        # the connection. Refuse, and close.
+        return 400
+    if host is not None and not valid_host(host):
+        return 400  # RFC 9112 §3.2 (a missing Host on 1.1 is h11's 400 already)
+    if authority is not None and not (authority and valid_host(authority)):
+        return 400
+    return 0
+
+
+def _error_status(exc: h11.RemoteProtocolError) -> int:
+    # h11's only 501s are Transfer-Encodings other than a lone `chunked`. RFC 9112
+    # §6.3 requires 400 when chunked is not the final coding, and h11 does not say
+    # which case it saw: every refused Transfer-Encoding gets 400 (as uvicorn).
+    status = exc.error_status_hint
+    return 400 if status == 501 else status
 
 
 def _head_size(request: h11.Request) -> int:

@@ -1,0 +1,242 @@
+"""What a hostile client or a careless app reaches over raw sockets (issue 11's HTTP/1.1
+corners): framing that smuggles, hosts and versions HTTP/1.1 refuses, header values the
+app took from user input."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import unquote_to_bytes
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from server_support import connected, get, http_get, running
+
+from asgi_bg import App, Request
+from asgi_bg._types import Receive, Scope, Send
+
+pytestmark = pytest.mark.anyio
+
+OK_HEAD = b"HTTP/1.1 200 "
+
+
+async def counting_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers with its path; counts its calls in `calls`."""
+    if scope["type"] != "http":
+        return
+    calls.append(scope["path"])
+    body = scope["path"].encode()
+    headers = [(b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+calls: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_calls_yet() -> None:
+    calls.clear()
+
+
+def responses(raw: bytes) -> int:
+    return raw.count(b"HTTP/1.1 ")
+
+
+# --- framing --------------------------------------------------------------------------
+
+
+async def test_content_length_with_transfer_encoding_is_400_and_closes() -> None:
+    smuggled = b"GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n"
+    raw = (
+        b"POST /first HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggled
+    )
+    async with running(counting_app) as server:
+        reply = await http_get(server.port, raw)
+    assert reply.startswith(b"HTTP/1.1 400 "), reply
+    assert b"connection: close" in reply.lower()
+    assert responses(reply) == 1  # nothing after it was read as a request
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    "codings",
+    [
+        [b"chunked, identity"],
+        [b"chunked", b"identity"],  # the same list over two lines
+        [b"identity"],
+        [b"gzip, chunked"],  # chunked is last, but gzip is not implemented: 400 too
+    ],
+)
+async def test_transfer_encoding_other_than_chunked_alone_is_400(codings: list[bytes]) -> None:
+    lines = b"".join(b"Transfer-Encoding: " + c + b"\r\n" for c in codings)
+    raw = b"POST / HTTP/1.1\r\nHost: t\r\n" + lines + b"\r\n0\r\n\r\n"
+    async with running(counting_app) as server:
+        reply = await http_get(server.port, raw)
+    assert reply.startswith(b"HTTP/1.1 400 "), reply
+    assert calls == []
+
+
+# --- the request line and Host ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        b"evil.com/path",
+        b"user@example.com",
+        b"a b",
+        b"example.com:80a",
+        b"[::1",
+        b"ex%zz.com",
+        b"example.com:80:81",
+        b"exa\\mple.com",
+    ],
+)
+async def test_invalid_host_is_400(host: bytes) -> None:
+    async with running(counting_app) as server:
+        reply = await http_get(server.port, b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 400 "), reply
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    "host", [b"example.com", b"example.com:8080", b"127.0.0.1:1", b"[::1]:80", b"x-y.z_", b""]
+)
+async def test_valid_hosts_are_served(host: bytes) -> None:
+    raw = b"GET / HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n"
+    async with running(counting_app) as server:
+        reply = await http_get(server.port, raw)
+    assert reply.startswith(OK_HEAD), reply
+
+
+async def test_missing_host_is_400_on_http_1_1_only() -> None:
+    async with running(counting_app) as server:
+        missing = await http_get(server.port, b"GET /a HTTP/1.1\r\n\r\n")
+        old = await http_get(server.port, b"GET /b HTTP/1.0\r\n\r\n")
+    assert missing.startswith(b"HTTP/1.1 400 "), missing
+    assert old.startswith(OK_HEAD), old
+    assert calls == ["/b"]
+
+
+@pytest.mark.parametrize("version", [b"2.0", b"9.9", b"0.9"])
+async def test_other_major_versions_are_505(version: bytes) -> None:
+    async with running(counting_app) as server:
+        reply = await http_get(server.port, b"GET / HTTP/" + version + b"\r\nHost: t\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 505 "), reply
+    assert calls == []
+
+
+async def test_empty_lines_before_a_request_line_are_ignored() -> None:
+    first = b"\r\nGET /a HTTP/1.1\r\nHost: t\r\n\r\n"
+    second = b"\r\n\n\r\nGET /b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    async with running(counting_app) as server:
+        reply = await http_get(server.port, first + second)
+    assert responses(reply) == 2, reply
+    assert calls == ["/a", "/b"]
+
+
+async def test_a_stream_of_empty_lines_is_not_a_request() -> None:
+    async with running(counting_app) as server:
+        reply = await http_get(server.port, b"\r\n" * 20 + b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 400 "), reply
+    assert calls == []
+
+
+def url_app() -> App:
+    app = App()
+
+    @app.get("/{rest:path}")
+    async def where(request: Request) -> dict[str, str]:
+        return {"url": str(request.url), "host": request.headers["host"]}
+
+    return app
+
+
+async def test_absolute_form_target_host_replaces_the_host_header() -> None:
+    raw = (
+        b"GET http://example.com:8080/x/y?q=1 HTTP/1.1\r\nHost: other.org\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    async with running(url_app()) as server:
+        reply = await http_get(server.port, raw)
+    assert reply.startswith(OK_HEAD), reply
+    body = reply.partition(b"\r\n\r\n")[2]
+    assert b'"url":"http://example.com:8080/x/y?q=1"' in body, body
+    assert b'"host":"example.com:8080"' in body, body
+
+
+@pytest.mark.parametrize(
+    "target", [b"ftp://example.com/x", b"http://user@example.com/x", b"http:///x", b"http://a b/"]
+)
+async def test_invalid_absolute_form_target_is_400(target: bytes) -> None:
+    async with running(counting_app) as server:
+        reply = await http_get(server.port, b"GET " + target + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 400 "), reply
+    assert calls == []
+
+
+# --- header values the app sets --------------------------------------------------------
+
+
+async def echo_header_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Sets `x-echo` to its (percent-decoded) query string, as apps echo user input."""
+    if scope["type"] != "http":
+        return
+    value = unquote_to_bytes(scope["query_string"])
+    headers = [(b"x-echo", value), (b"content-length", b"2")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def test_header_value_with_cr_lf_from_the_app_is_answered_500() -> None:
+    injected = b"GET /?a%0d%0aSet-Cookie:%20session=evil HTTP/1.1\r\nHost: t\r\n\r\n"
+    after = b"GET /?fine HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    async with running(echo_header_app) as server:
+        reply = await http_get(server.port, injected + after)
+    first, _, rest = reply.partition(b"HTTP/1.1 200 ")
+    assert first.startswith(b"HTTP/1.1 500 "), reply
+    assert b"set-cookie" not in reply.lower()
+    assert b"x-echo: fine" in rest  # the connection went on with the next request
+
+
+# A name is a token (RFC 9110 §5.1); a value has no NUL, CR, LF (nor the other line
+# breaks h11 counts as whitespace) and no whitespace at either end (§5.5).
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FRAMING = {b"content-length", b"transfer-encoding", b"connection"}
+_SERVERS_OWN = {b"content-type", b"content-length", b"server", b"date"}
+
+
+def valid_field(name: bytes, value: bytes) -> bool:
+    bad_value = any(c in value for c in b"\x00\r\n\x0b\x0c") or value[:1] in (b" ", b"\t")
+    return bool(_TOKEN.fullmatch(name)) and not bad_value and value[-1:] not in (b" ", b"\t")
+
+
+names = st.one_of(st.from_regex(_TOKEN, fullmatch=True), st.binary(min_size=1, max_size=8))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    fields=st.lists(
+        st.tuples(names.filter(lambda n: n.lower() not in _FRAMING), st.binary(max_size=12)),
+        min_size=1,
+        max_size=3,
+        unique_by=lambda field: field[0].lower(),
+    )
+)
+async def test_no_header_reaches_the_wire_unvalidated(fields: list[tuple[bytes, bytes]]) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": fields})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async with connected(app, access_log=False) as client:
+        await client.send(get())
+        reply = await client.response()  # an h11 client: it fails on a garbled head
+    if all(valid_field(name, value) for name, value in fields):
+        assert reply.status == 200
+        for name, value in fields:
+            assert reply.headers[name.lower()] == value  # intact
+    else:
+        assert reply.status == 500
+        assert set(reply.headers) == _SERVERS_OWN  # nothing of the app's head
