@@ -22,6 +22,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from .._types import Message, Scope
 from ._http import ASGI_VERSION, HTTP_SPEC_VERSION, simple_response, split_target, valid_host
 from .calls import CallRunner
+from .config import ServerConfig
 from .cycle import RequestCycle
 from .phase import Response
 from .state import ServerState, logger
@@ -53,13 +54,23 @@ class HTTPConnection:
         self._wait_scope: anyio.CancelScope | None = None  # cancelled: stop serving
         # When an idle connection expires (see `idle.py`); `inf` while a request is on.
         self.idle_deadline = time.monotonic() + state.config.header_timeout
+        # When the write under way has waited too long for the client (see `write`).
+        self.send_deadline = math.inf
+        self._send_expired = False
         self._done_event: anyio.Event | None = None  # only when the read-ahead is full
         self._server_addr = _address(stream.extra(SocketAttribute.local_address, None))
         self._client_addr = _address(stream.extra(SocketAttribute.remote_address, None))
 
     def expire(self, now: float) -> None:
-        """Close the connection if it has been idle past its deadline (`time.monotonic`)."""
-        if now >= self.idle_deadline and self._wait_scope is not None:
+        """Close the connection if it has been idle past its deadline, or a write has
+        waited past `send_timeout` for the client to read (`now`: `time.monotonic`)."""
+        if self._wait_scope is None:
+            return
+        if now >= self.send_deadline:
+            logger.debug("Dropping connection from %s: it reads nothing", self._client_addr)
+            self._send_expired = True
+            self._wait_scope.cancel()
+        elif now >= self.idle_deadline:
             self._wait_scope.cancel()
 
     def shutdown(self) -> None:
@@ -198,17 +209,22 @@ class HTTPConnection:
                 return event
             await self._receive()
 
-    async def _next_body_event(self) -> Any:
+    async def _next_body_event(self, pace: _BodyPace) -> Any:
         """`_next_event` for a request body: TimeoutError once the client has sent
-        nothing for `body_timeout` seconds (RFC 9110 §15.5.9, 408), unless it is waiting
-        for our `100 Continue`, which is not its delay but the app's."""
+        nothing for `body_timeout` seconds (RFC 9110 §15.5.9, 408) or has kept us
+        waiting longer than its minimum rate allows, unless it is waiting for our
+        `100 Continue`, which is not its delay but the app's."""
         while True:
             event = self.h11.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            with anyio.move_on_after(self._state.config.body_timeout) as waited:
+            start = time.monotonic()
+            with anyio.move_on_after(min(self._state.config.body_timeout, pace.allowance())) as w:
                 await self._receive()
-            if waited.cancelled_caught and not self.h11.they_are_waiting_for_100_continue:
+            if self.h11.they_are_waiting_for_100_continue:
+                continue
+            pace.waited += time.monotonic() - start
+            if w.cancelled_caught:
                 raise TimeoutError
 
     async def _read_request(self) -> h11.Request | None:
@@ -300,20 +316,20 @@ class HTTPConnection:
                 return False
             return await self._refuse_body(cycle, exc.error_status_hint)
         except TimeoutError:
-            logger.debug("Request body from %s stalled: 408", self._client_addr)
+            logger.debug("Request body from %s stalled or too slow: 408", self._client_addr)
             return await self._refuse_body(cycle, 408)
 
     async def _pump_chunks(
         self, cycle: RequestCycle, sink: MemoryObjectSendStream[Message], event: Any
     ) -> bool:
-        received = 0
+        pace = _BodyPace(self._state.config)
         while not isinstance(event, h11.EndOfMessage):
             if not isinstance(event, h11.Data):
-                event = await self._next_body_event()
+                event = await self._next_body_event(pace)
                 continue
             chunk = bytes(event.data)
-            received += len(chunk)
-            if received > self._state.config.max_body:
+            pace.received += len(chunk)
+            if pace.received > self._state.config.max_body:
                 return await self._refuse_body(cycle, 413)
             event = self.h11.next_event()
             # PERF: a body already complete in the buffer reaches the app as one
@@ -369,10 +385,14 @@ class HTTPConnection:
         """Send bytes; False when the client is gone."""
         if not data:
             return True
+        # PERF: no timer per write; the idle sweep checks this deadline (`expire`).
+        self.send_deadline = time.monotonic() + self._state.config.send_timeout
         try:
             await self._stream.send(data)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             return False
+        finally:
+            self.send_deadline = math.inf
         return True
 
     async def write_simple(self, status: int, *, close: bool, head: bool = False) -> bool:
@@ -393,8 +413,15 @@ class HTTPConnection:
     # -- closing ------------------------------------------------------------------
 
     async def _close(self) -> None:
-        with anyio.move_on_after(_LINGER):
-            await self._linger()
+        if self._send_expired:
+            # The client reads nothing: drop what is unsent rather than keep it
+            # buffered for ever (the asyncio stream can; closing does it on trio).
+            abort = getattr(self._stream, "abort", None)
+            if abort is not None:
+                abort()
+        else:
+            with anyio.move_on_after(_LINGER):
+                await self._linger()
         await self._stream.aclose()
 
     async def _linger(self) -> None:
@@ -409,6 +436,28 @@ class HTTPConnection:
                 await self._stream.receive(_READ_SIZE)
         except (*_STREAM_GONE, OSError):
             return
+
+
+class _BodyPace:
+    """How long a client has kept us waiting for its body, against what it sent.
+
+    Only time spent waiting on the socket counts: while the app is slow to take the
+    body (backpressure) the client is not to blame.
+    """
+
+    __slots__ = ("_grace", "_rate", "received", "waited")
+
+    def __init__(self, config: ServerConfig) -> None:
+        self._rate = config.body_min_rate
+        self._grace = config.body_rate_grace
+        self.received = 0
+        self.waited = 0.0
+
+    def allowance(self) -> float:
+        """Seconds the client may still keep us waiting (no end without a minimum rate)."""
+        if not self._rate:
+            return math.inf
+        return self._grace + self.received / self._rate - self.waited
 
 
 def _address(value: object) -> tuple[str, int] | None:

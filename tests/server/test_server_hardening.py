@@ -4,16 +4,19 @@ app took from user input."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 from urllib.parse import unquote_to_bytes
 
+import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from server_support import connected, get, http_get, running
+from server_support import connected, get, http_get, read_body, respond, running
 
 from asgi_bg import App, Request
 from asgi_bg._types import Receive, Scope, Send
+from asgi_bg.server import ServerOptions
 
 pytestmark = pytest.mark.anyio
 
@@ -37,6 +40,11 @@ calls: list[str] = []
 @pytest.fixture(autouse=True)
 def _no_calls_yet() -> None:
     calls.clear()
+
+
+def post_body(body: bytes) -> bytes:
+    head = f"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {len(body)}\r\n"
+    return head.encode() + b"Connection: close\r\n\r\n" + body
 
 
 def responses(raw: bytes) -> int:
@@ -240,3 +248,98 @@ async def test_no_header_reaches_the_wire_unvalidated(fields: list[tuple[bytes, 
     else:
         assert reply.status == 500
         assert set(reply.headers) == _SERVERS_OWN  # nothing of the app's head
+
+
+# --- slow clients: bodies dripped, responses never read ---------------------------------
+
+
+async def drip_body(port: int, answers: list[bytes], every: float = 0.05) -> None:
+    """Declare a 1000-byte body and send it one byte every `every` seconds, each wait far
+    below `body_timeout`; keep what the server answers."""
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n")
+
+        async def drip() -> None:
+            with contextlib.suppress(anyio.BrokenResourceError, OSError):
+                for _ in range(1000):
+                    await stream.send(b"x")
+                    await anyio.sleep(every)
+
+        answer = b""
+        async with anyio.create_task_group() as group:
+            group.start_soon(drip)
+            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                while True:
+                    answer += await stream.receive()
+            group.cancel_scope.cancel()
+    answers.append(answer)
+
+
+async def body_reader(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "http":
+        body = await read_body(receive)
+        await respond(send, str(len(body)).encode())
+
+
+async def test_a_body_dripped_below_the_minimum_rate_gets_408() -> None:
+    answers: list[bytes] = []
+    # 20 bytes/s against a minimum of 100/s after 0.3 s: cut off within about half a
+    # second; the guard below only turns a hang into a failure.
+    options: ServerOptions = {"body_min_rate": 100, "body_rate_grace": 0.3}
+    async with running(body_reader, **options) as server:
+        with anyio.fail_after(8):
+            await drip_body(server.port, answers)
+    assert answers[0].startswith(b"HTTP/1.1 408 "), answers
+
+
+async def test_dripped_bodies_do_not_hold_concurrency_slots_for_ever() -> None:
+    answers: list[bytes] = []
+    options: ServerOptions = {"body_min_rate": 100, "body_rate_grace": 0.3}
+    options["limit_concurrency"] = 2
+    async with running(body_reader, **options) as server:
+        with anyio.fail_after(8):
+            async with anyio.create_task_group() as group:
+                for _ in range(2):
+                    group.start_soon(drip_body, server.port, answers)
+                await anyio.wait_all_tasks_blocked()
+                full = await http_get(server.port, get("/", "Connection: close"))
+            # Both slots were freed by the 408s; the next client is served.
+            served = await http_get(server.port, post_body(b"hello"))
+    assert full.startswith(b"HTTP/1.1 503 "), full
+    assert [a[:13] for a in answers] == [b"HTTP/1.1 408 "] * 2
+    assert served.startswith(OK_HEAD) and served.endswith(b"5"), served
+
+
+async def test_a_client_that_reads_nothing_is_dropped_after_send_timeout() -> None:
+    chunk = b"x" * 1024 * 1024
+    sent: list[int] = []
+    finished = anyio.Event()
+
+    async def stream_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        try:
+            for n in range(200):  # far more than socket buffers hold
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                sent.append(n)
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            finished.set()
+
+    async with (
+        running(stream_app, send_timeout=0.5) as server,
+        await anyio.connect_tcp("127.0.0.1", server.port) as stream,
+    ):
+        await stream.send(get())
+        # Reads nothing. Once dropped, the app's sends are discarded (ASGI 2.3) and its
+        # loop runs out; the guard only turns a hang into a failure.
+        with anyio.fail_after(8):
+            await finished.wait()
+        received = 0
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+            with anyio.fail_after(8):
+                while True:
+                    received += len(await stream.receive())
+    assert len(sent) == 200
+    assert received < 100 * len(chunk)  # the connection ended long before the body did
