@@ -31,6 +31,8 @@ _READ_SIZE = 64 * 1024
 # How long a closing connection waits for the client to read the last response and
 # close its side (see `_linger`).
 _LINGER = 2.0
+# Body data already parsed is handed to the app in messages of up to about this size.
+_COALESCE = _READ_SIZE
 _STREAM_GONE = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError)
 # RFC 9112 §2.2: empty lines before a request line are skipped, up to this many.
 _EMPTY_LINES_IGNORED = 8
@@ -327,11 +329,10 @@ class HTTPConnection:
             if not isinstance(event, h11.Data):
                 event = await self._next_body_event(pace)
                 continue
-            chunk = bytes(event.data)
+            chunk, event = self._coalesce(event)
             pace.received += len(chunk)
             if pace.received > self._state.config.max_body:
                 return await self._refuse_body(cycle, 413)
-            event = self.h11.next_event()
             # PERF: a body already complete in the buffer reaches the app as one
             # final message instead of a chunk plus an empty final one.
             final = isinstance(event, h11.EndOfMessage)
@@ -340,6 +341,26 @@ class HTTPConnection:
                 return True
         await sink.send(dict(_FINAL_EMPTY_BODY))
         return True
+
+    def _coalesce(self, event: h11.Data) -> tuple[bytes, Any]:
+        """The bytes of `event` and of the body data already parsed after it (up to
+        `_COALESCE` bytes), and the event that follows them.
+
+        PERF: a body sent as one-byte chunks cost ~50 µs of CPU per chunk when each
+        chunk was a message to the app (a task switch each way); joined here, what is
+        left is h11's parsing, ~10 µs a chunk (`python -m benchmarks.body_chunks`).
+        """
+        chunk = bytes(event.data)
+        following = self.h11.next_event()
+        if not isinstance(following, h11.Data):
+            return chunk, following  # the usual case: one read, one piece
+        parts = [chunk]
+        size = len(chunk)
+        while isinstance(following, h11.Data) and size < _COALESCE:
+            parts.append(following.data)
+            size += len(following.data)
+            following = self.h11.next_event()
+        return b"".join(parts), following
 
     async def _refuse_body(self, cycle: RequestCycle, status: int) -> bool:
         # Too large (413) or badly framed (400) halfway through: answer in the app's

@@ -343,3 +343,30 @@ async def test_a_client_that_reads_nothing_is_dropped_after_send_timeout() -> No
                     received += len(await stream.receive())
     assert len(sent) == 200
     assert received < 100 * len(chunk)  # the connection ended long before the body did
+
+
+# --- tiny body chunks ------------------------------------------------------------------
+
+
+async def test_tiny_body_chunks_reach_the_app_joined() -> None:
+    # Each message to the app costs a task switch each way: a body of one-byte chunks
+    # cost ~50 µs of CPU per byte when every chunk was a message.
+    messages: list[bytes] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        more = True
+        while more:
+            message = await receive()
+            messages.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        await respond(send)
+
+    chunks = b"1\r\nx\r\n" * 2000  # 12 kB: one or a few reads
+    raw = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    async with running(app) as server:
+        reply = await http_get(server.port, raw + chunks + b"0\r\n\r\n")
+    assert reply.startswith(OK_HEAD), reply
+    assert b"".join(messages) == b"x" * 2000
+    assert len(messages) <= 10, len(messages)
