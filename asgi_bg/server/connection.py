@@ -346,9 +346,9 @@ class HTTPConnection:
         """The bytes of `event` and of the body data already parsed after it (up to
         `_COALESCE` bytes), and the event that follows them.
 
-        PERF: a body sent as one-byte chunks cost ~50 µs of CPU per chunk when each
+        PERF: a body sent as one-byte chunks cost 50-60 µs of CPU per chunk when each
         chunk was a message to the app (a task switch each way); joined here, what is
-        left is h11's parsing, ~10 µs a chunk (`python -m benchmarks.body_chunks`).
+        left is about h11's parsing, 11-13 µs a chunk (`python -m benchmarks.body_chunks`).
         """
         chunk = bytes(event.data)
         following = self.h11.next_event()
