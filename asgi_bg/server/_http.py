@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http
-import re
 import time
 from email.utils import formatdate
 
@@ -64,34 +63,3 @@ def simple_response(conn: h11.Connection, status: int, *, close: bool, head: boo
     data = b"" if head else (conn.send(h11.Data(data=body)) or b"")
     end = conn.send(h11.EndOfMessage()) or b""
     return start + data + end
-
-
-# RFC 9112 §3.2 and RFC 3986 §3.2.2: `uri-host [ ":" port ]`, where uri-host is an IP
-# literal in brackets or a reg-name (possibly empty); anything else in Host is a 400.
-# Userinfo (`user@host`) is not a host: RFC 9110 §4.2.4 tells recipients to refuse it.
-_HOST = re.compile(
-    rb"(?:\[[0-9A-Za-z._~!$&'()*+,;=:-]+\]|(?:[0-9A-Za-z._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)"
-    rb"(?::[0-9]*)?"
-)
-
-
-def valid_host(value: bytes) -> bool:
-    """Whether `value` is a valid Host header value (or absolute-form authority)."""
-    return _HOST.fullmatch(value) is not None
-
-
-def split_target(target: bytes) -> tuple[bytes | None, bytes, bytes]:
-    """`(authority, path, query)` of a request target.
-
-    The authority is None for the usual origin form (`/path?query`); for the absolute
-    form (`http://host/path`, RFC 9112 §3.2.2) it is the target's host, b"" when the
-    target is not a valid http(s) URI.
-    """
-    path, _, query = target.partition(b"?")
-    if path.startswith(b"/") or b"://" not in path:
-        return None, path, query
-    scheme, _, rest = path.partition(b"://")
-    authority, slash, path = rest.partition(b"/")
-    if scheme.lower() not in (b"http", b"https") or not authority:
-        return b"", b"/", query
-    return authority, slash + path or b"/", query

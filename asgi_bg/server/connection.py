@@ -20,11 +20,12 @@ from anyio.abc import ByteStream, SocketAttribute
 from anyio.streams.memory import MemoryObjectSendStream
 
 from .._types import Message, Scope
-from ._http import ASGI_VERSION, HTTP_SPEC_VERSION, simple_response, split_target, valid_host
+from ._http import ASGI_VERSION, HTTP_SPEC_VERSION, simple_response
 from .calls import CallRunner
 from .config import ServerConfig
 from .cycle import RequestCycle
 from .phase import Response
+from .refusals import error_status, head_size, malformed, split_target
 from .state import ServerState, logger
 
 _READ_SIZE = 64 * 1024
@@ -244,7 +245,7 @@ class HTTPConnection:
                     self._restart_parser()
                     continue
                 # Malformed (400) or too large (431, h11's max_incomplete_event_size).
-                await self.write_simple(_error_status(exc), close=True)
+                await self.write_simple(error_status(exc), close=True)
                 return None
             return event if isinstance(event, h11.Request) else None
         await self.write_simple(400, close=True)  # a stream of empty lines is no request
@@ -270,11 +271,11 @@ class HTTPConnection:
         try:
             first = self.h11.next_event()  # bodyless requests end right here
         except h11.RemoteProtocolError as exc:
-            await self.write_simple(_error_status(exc), close=True, head=head)
+            await self.write_simple(error_status(exc), close=True, head=head)
             return False
         has_body = not isinstance(first, h11.EndOfMessage)
         authority, path, query = split_target(request.target)
-        refusal = _malformed(request, authority) or self._refusal(request, has_body)
+        refusal = malformed(request, authority) or self._refusal(request, has_body)
         if refusal:
             await self.write_simple(refusal, close=True, head=head)
             return False
@@ -292,7 +293,7 @@ class HTTPConnection:
     def _refusal(self, request: h11.Request, has_body: bool) -> int:
         if self._state.over_capacity():
             return 503
-        if _head_size(request) > self._state.config.max_header_size:
+        if head_size(request) > self._state.config.max_header_size:
             # h11's own limit only sees heads still incomplete after a read; a large head
             # that arrived in one read is measured here (RFC 6585 section 5).
             return 431
@@ -485,42 +486,3 @@ def _address(value: object) -> tuple[str, int] | None:
     if isinstance(value, tuple) and len(value) >= 2:
         return (str(value[0]), int(value[1]))
     return None
-
-
-def _malformed(request: h11.Request, authority: bytes | None) -> int:
-    """400 or 505 for what h11 lets through but HTTP/1.1 refuses; 0 when well formed."""
-    if request.http_version[:1] != b"1":
-        return 505  # h11 reads any `HTTP/d.d`; RFC 9110 §15.6.6: other major versions
-    host: bytes | None = None
-    length = chunked = False
-    for name, value in request.headers:
-        if name == b"host":
-            host = value
-        elif name == b"content-length":
-            length = True
-        elif name == b"transfer-encoding":
-            chunked = True
-    if length and chunked:
-        # RFC 9112 §6.1: both framings at once is how requests are smuggled past a
-        # proxy that reads the other one; h11 would follow Transfer-Encoding and keep
-        # the connection. Refuse, and close.
-        return 400
-    if host is not None and not valid_host(host):
-        return 400  # RFC 9112 §3.2 (a missing Host on 1.1 is h11's 400 already)
-    if authority is not None and not (authority and valid_host(authority)):
-        return 400
-    return 0
-
-
-def _error_status(exc: h11.RemoteProtocolError) -> int:
-    # h11's only 501s are Transfer-Encodings other than a lone `chunked`. RFC 9112
-    # §6.3 requires 400 when chunked is not the final coding, and h11 does not say
-    # which case it saw: every refused Transfer-Encoding gets 400 (as uvicorn).
-    status = exc.error_status_hint
-    return 400 if status == 501 else status
-
-
-def _head_size(request: h11.Request) -> int:
-    """The size of the request line and header fields, as sent less the line breaks."""
-    fields = sum(len(name) + len(value) + 2 for name, value in request.headers)
-    return len(request.method) + len(request.target) + fields
