@@ -19,6 +19,7 @@ from .responses import (
 from .routing import Router
 from .staticfiles import StaticFiles
 from .uploads import UploadFile
+from .websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 if typing.TYPE_CHECKING:
     from .server import run
@@ -59,5 +60,8 @@ __all__ = [
     "StaticFiles",
     "StreamingResponse",
     "UploadFile",
+    "WebSocket",
+    "WebSocketDisconnect",
+    "WebSocketState",
     "run",
 ]

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from ._convert import Invalid, is_sequence, item_type, unwrap_optional
 from .exceptions import ConfigurationError
+from .requests import Request
 from .uploads import UploadFile
 
 if TYPE_CHECKING:
-    from .requests import Request
+    from .requests import HTTPConnection
 
 
 def is_upload_annotation(annotation: Any) -> bool:
@@ -27,8 +28,9 @@ def is_upload_annotation(annotation: Any) -> bool:
     return isinstance(inner, type) and issubclass(inner, UploadFile)
 
 
-def form_values(request: Request, key: str, many: bool) -> Any:
+def form_values(request: HTTPConnection, key: str, many: bool) -> Any:
     """The plain (text) values of ``key``: the string extractor's source for forms."""
+    assert isinstance(request, Request)  # WebSocket routes refuse form fields
     values = [v for v in request.parsed_form().getlist(key) if isinstance(v, str)]
     if many:
         return values

@@ -36,7 +36,8 @@ from ._convert import (
 from .background import BackgroundTasks
 from .exceptions import ConfigurationError, RequestValidationError
 from .forms import require_multipart
-from .requests import Request, loads_json
+from .requests import HTTPConnection, Request, loads_json
+from .websockets import WebSocket
 
 _REQUIRED: Any = inspect.Parameter.empty
 _NO_BODY: Any = object()
@@ -186,11 +187,12 @@ def File(default: Any = _REQUIRED, *, alias: str | None = None, **options: Any) 
 
 
 class Solver:
-    """Per-request state while a plan runs: the request, the context, collected errors."""
+    """Per-request state while a plan runs: the request (or WebSocket), the context,
+    collected errors."""
 
     __slots__ = ("context", "errors", "json", "request")
 
-    def __init__(self, request: Request, context: RequestContext) -> None:
+    def __init__(self, request: HTTPConnection, context: RequestContext) -> None:
         self.request = request
         self.context = context
         self.errors: list[dict[str, Any]] = []
@@ -345,15 +347,36 @@ def _split_annotation(param: inspect.Parameter) -> tuple[Any, DependsInfo | Para
 
 
 def _special_extractor(annotation: Any) -> Extractor | None:
-    if isinstance(annotation, type) and issubclass(annotation, Request):
-        return _get_request
+    if isinstance(annotation, type) and issubclass(annotation, HTTPConnection):
+        if issubclass(annotation, WebSocket):
+            return _get_websocket
+        return _get_request if issubclass(annotation, Request) else _get_connection
     if annotation is BackgroundTasks:
         return _get_tasks
     return None
 
 
-def _get_request(solver: Solver) -> Request:
+# Three names for one look-up, so that a route can tell at registration which of them
+# its plan uses (``plan_reads``): a WebSocket route has no Request, and the reverse.
+def _get_request(solver: Solver) -> HTTPConnection:
     return solver.request
+
+
+def _get_websocket(solver: Solver) -> HTTPConnection:
+    return solver.request
+
+
+def _get_connection(solver: Solver) -> HTTPConnection:
+    return solver.request
+
+
+def plan_reads(plan: Plan, kind: str) -> bool:
+    """True when ``plan`` or a dependency of it takes a parameter annotated ``Request``
+    (``kind="request"``) or ``WebSocket`` (``kind="websocket"``)."""
+    wanted = _get_request if kind == "request" else _get_websocket
+    if any(extract is wanted for _, _, extract in plan.extractors):
+        return True
+    return any(plan_reads(dependency.plan, kind) for _, dependency in plan.dependencies)
 
 
 def _get_tasks(solver: Solver) -> BackgroundTasks:
@@ -482,22 +505,22 @@ def _required() -> Any:
     raise Invalid("missing", "Field required", None)
 
 
-def _from_query(request: Request, key: str, many: bool) -> Any:
+def _from_query(request: HTTPConnection, key: str, many: bool) -> Any:
     params = request.query_params
     return params.getlist(key) if many else params.get(key)
 
 
-def _from_header(request: Request, key: str, many: bool) -> Any:
+def _from_header(request: HTTPConnection, key: str, many: bool) -> Any:
     headers = request.headers
     return headers.getlist(key) if many else headers.get(key)
 
 
-def _from_cookie(request: Request, key: str, many: bool) -> Any:
+def _from_cookie(request: HTTPConnection, key: str, many: bool) -> Any:
     value = request.cookies.get(key)
     return ([value] if value is not None else []) if many else value
 
 
-_SOURCES: dict[str, Callable[[Request, str, bool], Any]] = {
+_SOURCES: dict[str, Callable[[HTTPConnection, str, bool], Any]] = {
     "query": _from_query,
     "header": _from_header,
     "cookie": _from_cookie,
@@ -510,7 +533,10 @@ _SOURCES: dict[str, Callable[[Request, str, bool], Any]] = {
 
 async def read_body(solver: Solver) -> None:
     """Read and decode the JSON body once, before any extractor needs it."""
-    raw = await solver.request.body()
+    request = solver.request
+    # WebSocket routes refuse body parameters at registration.
+    assert isinstance(request, Request)
+    raw = await request.body()
     if not raw:
         return
     try:
@@ -605,6 +631,7 @@ async def run_endpoint(plan: Plan, solver: Solver) -> Any:
     if plan.body_fields:
         await read_body(solver)
     elif plan.reads_form:
+        assert isinstance(solver.request, Request)  # WebSocket routes refuse form fields
         await solver.request.form()
     if plan.dependencies:
         kwargs = await solve(plan, solver)

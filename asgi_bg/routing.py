@@ -24,7 +24,7 @@ from ._task_commit import commit_tasks
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .datastructures import under_root
 from .exceptions import ConfigurationError, HTTPException
-from .injection import Plan, Solver, compile_plan, run_endpoint
+from .injection import Plan, Solver, compile_plan, plan_reads, run_endpoint
 from .requests import Request
 from .responses import (
     HTMLResponse,
@@ -35,6 +35,7 @@ from .responses import (
     encode_json,
     local_redirect,
 )
+from .websocket_routing import WebSocketRoute, reject
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -151,6 +152,8 @@ class Route:
             raise ConfigurationError(
                 f"{where}: a generator cannot be an endpoint; return a StreamingResponse instead"
             )
+        if plan_reads(self.plan, "websocket"):
+            raise ConfigurationError(f"{where}: a WebSocket parameter needs @app.websocket")
         self._content_type = (b"content-type", b"")
         self._encode = self._pick_encoder()
         self._call = self._pick_call()
@@ -280,6 +283,7 @@ class Router:
 
     The decorators are the app's: ``get``, ``post``, ``put``, ``patch``, ``delete``,
     ``options``, ``head``, ``route``; ``add_route`` registers without a decorator.
+    ``websocket`` and ``add_websocket_route`` do the same for WebSocket endpoints.
     """
 
     def __init__(self, prefix: str = "", *, redirect_slashes: bool = True) -> None:
@@ -293,6 +297,9 @@ class Router:
         self._dynamic: list[tuple[CompiledPath, dict[str, Endpoint]]] = []
         self._by_first: dict[str, list[tuple[CompiledPath, dict[str, Endpoint]]]] = {}
         self._any_first: list[tuple[CompiledPath, dict[str, Endpoint]]] = []
+        self.websocket_routes: list[WebSocketRoute] = []
+        self._ws_static: dict[str, Endpoint] = {}
+        self._ws_dynamic: list[tuple[CompiledPath, Endpoint]] = []
 
     # --- registration -------------------------------------------------------------------
 
@@ -317,6 +324,30 @@ class Router:
         )
         self._add(route)
         return route
+
+    def add_websocket_route(
+        self, path: str, endpoint: Callable[..., Any], *, name: str | None = None
+    ) -> WebSocketRoute:
+        """Register the WebSocket ``endpoint`` at ``prefix + path``."""
+        path = self.prefix + path
+        route = WebSocketRoute(path, endpoint, compile_path(path), name=name)
+        if any(known.path == path for known in self.websocket_routes):
+            raise ConfigurationError(f"WebSocket route {path} is registered twice")
+        if route.compiled.regex is None:
+            self._ws_static[path] = route.handle
+        else:
+            self._ws_dynamic.append((route.compiled, route.handle))
+        self.websocket_routes.append(route)
+        return route
+
+    def websocket(self, path: str, *, name: str | None = None) -> Callable[[F], F]:
+        """Register a WebSocket endpoint (decorator form of ``add_websocket_route``)."""
+
+        def register(endpoint: F) -> F:
+            self.add_websocket_route(path, endpoint, name=name)
+            return endpoint
+
+        return register
 
     def _add(self, route: Route) -> None:
         table = self._table_for(route.compiled)
@@ -418,6 +449,8 @@ class Router:
                 status_code=route.status_code,
                 response_class=route.response_class,
             )
+        for ws_route in router.websocket_routes:
+            self.add_websocket_route(prefix + ws_route.path, ws_route.endpoint, name=ws_route.name)
         for mount in router.mounts:
             self.mount(prefix + mount.path, mount.app, name=mount.name)
 
@@ -436,7 +469,8 @@ class Router:
                 finder = getattr(mount.app, "url_path_for", None)
                 if mount.name == mount_name and finder is not None:
                     return mount.path + str(finder(inner, **params))
-        for route in self.routes:
+        routes: list[Route | WebSocketRoute] = [*self.routes, *self.websocket_routes]
+        for route in routes:
             if route.name == name and set(route.compiled.converters) == set(params):
                 return route.compiled.format(params)
         raise NoMatchFound(f"no route named {name!r} taking parameters {sorted(params)}")
@@ -445,6 +479,9 @@ class Router:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Find the endpoint for the request and run it; 404 / 405 otherwise."""
+        if scope["type"] == "websocket":
+            await self.resolve_websocket(scope)(scope, receive, send)
+            return
         await self.resolve(scope)(scope, receive, send)
 
     def resolve(self, scope: Scope) -> Endpoint:
@@ -471,6 +508,25 @@ class Router:
             allowed.update(table or ())
             raise HTTPException(405, headers={"Allow": ", ".join(sorted(allowed))})
         return self._no_route(scope, path, root_path)
+
+    def resolve_websocket(self, scope: Scope) -> Endpoint:
+        """The WebSocket endpoint for the path, a mount below it, or a refusal (403)."""
+        path: str = scope["path"]
+        root_path: str = scope.get("root_path", "")
+        if root_path and under_root(path, root_path):
+            path = path[len(root_path) :] or "/"
+        handler = self._ws_static.get(path)
+        if handler is not None:
+            return handler
+        for compiled, endpoint in self._ws_dynamic:
+            params = compiled.match(path)
+            if params is not None:
+                scope["path_params"] = params
+                return endpoint
+        for mount in self.mounts:
+            if mount.matches(path):
+                return functools.partial(mount, root_path=root_path)
+        return reject
 
     def _match_dynamic(
         self, scope: Scope, path: str, method: str

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,8 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 from ._lifespan import LifespanDriver
 from ._testing_transport import AppCall, RequestTarget, ResponseParts
 from ._types import ASGIApp, Scope
+from ._ws_testclient import AsyncWebSocketSession, WebSocketTestSession, websocket_scope
+from ._ws_testclient import WebSocketDenialResponse as WebSocketDenialResponse  # noqa: PLC0414
 
 
 def import_httpx() -> ModuleType:
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
 else:
     httpx = import_httpx()
 
-__all__ = ["AsyncTestClient", "TestClient", "TestResponse"]
+__all__ = ["AsyncTestClient", "TestClient", "TestResponse", "WebSocketDenialResponse"]
 
 
 if TYPE_CHECKING:
@@ -107,6 +109,14 @@ class _InProcess:
         WebSocket session (``websocket_connect``) starts from."""
         assert isinstance(self, httpx.Client | httpx.AsyncClient)
         return self._asgi.scope(self.build_request("GET", url, headers=headers))
+
+    def _websocket(
+        self, url: str, subprotocols: Sequence[str] | None, headers: Mapping[str, str] | None
+    ) -> AsyncWebSocketSession:
+        scope = websocket_scope(self._scope_for(url, headers), subprotocols)
+        return AsyncWebSocketSession(
+            self.app, scope, raise_server_exceptions=self._asgi.raise_server_exceptions
+        )
 
 
 def _response(parts: ResponseParts, request: httpx.Request) -> httpx.Response:
@@ -200,6 +210,16 @@ class TestClient(_InProcess, httpx.Client):
         )
         return super().request(method, url, **kwargs)
 
+    def websocket_connect(
+        self,
+        url: str,
+        subprotocols: Sequence[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> WebSocketTestSession:
+        """Open a WebSocket to the app: ``with client.websocket_connect("/ws") as ws``."""
+        session = self._websocket(url, subprotocols, headers)
+        return WebSocketTestSession(session, lambda: self._portal, self.backend)
+
     @contextmanager
     def portal(self) -> Iterator[BlockingPortal]:
         """The portal into the app's event loop: the lifespan's, or one for this call."""
@@ -274,6 +294,15 @@ class AsyncTestClient(_InProcess, httpx.AsyncClient):
             self.cookies, kwargs.pop("cookies", None), kwargs.get("headers")
         )
         return await super().request(method, url, **kwargs)
+
+    def websocket_connect(
+        self,
+        url: str,
+        subprotocols: Sequence[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncWebSocketSession:
+        """Open a WebSocket to the app: ``async with client.websocket_connect("/ws") as ws``."""
+        return self._websocket(url, subprotocols, headers)
 
     async def __aenter__(self) -> AsyncTestClient:
         lifespan = _LifespanSession(self._asgi)

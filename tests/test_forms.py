@@ -11,7 +11,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import asgi_bg
-from asgi_bg import App, Body, ConfigurationError, File, Form, Request, UploadFile, forms
+from asgi_bg import (
+    App,
+    Body,
+    ConfigurationError,
+    File,
+    Form,
+    Request,
+    UploadFile,
+    WebSocket,
+    forms,
+)
 from asgi_bg._types import Message
 from asgi_bg.testing import TestClient
 from asgi_bg.uploads import SPOOL_MAX_SIZE, FormData
@@ -357,3 +367,11 @@ async def test_a_request_cancelled_while_its_form_is_read_leaves_no_file_open(
             assert [file.closed for file in spooled] == [False]
             group.cancel_scope.cancel()
     assert [file.closed for file in spooled] == [True]
+
+
+def test_a_websocket_route_cannot_declare_form_fields() -> None:
+    app = App()
+    with pytest.raises(ConfigurationError, match="a WebSocket has no request body"):
+
+        @app.websocket("/ws")
+        async def chat(websocket: WebSocket, name: Annotated[str, Form()]) -> None: ...
