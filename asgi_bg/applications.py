@@ -50,6 +50,7 @@ class App:
             calls before the request is answered 503.
         max_pending_tasks: bound on unfinished in-process tasks; beyond it, a request
             that queues another task is answered 503 with ``Retry-After``.
+        dependencies: ``Depends(...)`` run before every route's handler, values discarded.
     """
 
     def __init__(
@@ -65,8 +66,11 @@ class App:
         task_backend: TaskBackend | None = None,
         task_submit_timeout: float = 5.0,
         max_pending_tasks: int | None = None,
+        dependencies: Sequence[Any] | None = None,
     ) -> None:
-        self.router = Router()
+        self.router = Router(dependencies=dependencies)
+        # {original: replacement}, looked up per request by the injector (tests set it).
+        self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self.state = State()
         self.tasks = TaskRunner(task_threads, on_task_error)
         self.task_backend = task_backend
