@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 
+from ._checks import check_kind, with_checks
 from ._concurrency import callable_name, run_in_thread
 from ._context import RequestContext, Teardown
 from ._convert import (
@@ -34,7 +35,8 @@ from ._convert import (
     unwrap_optional,
 )
 from ._kinds import kind_of
-from .background import BackgroundTasks
+from ._models import pydantic_available
+from .background import BackgroundTask, BackgroundTasks
 from .exceptions import ConfigurationError, RequestValidationError
 from .params import REQUIRED as _REQUIRED
 from .params import (
@@ -130,11 +132,11 @@ class _BodyField:
             try:
                 return self.default()
             except Invalid as exc:
-                raise Invalid(exc.type, exc.msg, exc.value, self._loc()) from None
+                raise exc.at(*self._loc()) from None
         try:
             return self.convert(value)
         except Invalid as exc:
-            raise Invalid(exc.type, exc.msg, exc.value, (*self._loc(), *exc.loc)) from None
+            raise exc.at(*self._loc()) from None
 
     def _loc(self) -> tuple[Any, ...]:
         # Whether the field is embedded is only known once the whole tree is compiled,
@@ -303,7 +305,7 @@ def _compile_param(
         _add_dependency(plan, param.name, marker, dependency, path_params, where, stack)
         return
     if marker is None:
-        special = _special_extractor(annotation)
+        special = _special_extractor(annotation, where)
         if special is not None:
             plan.extractors.append((param.name, (), special))
             return
@@ -334,6 +336,10 @@ def _split_annotation(param: inspect.Parameter) -> tuple[Any, DependsInfo | Para
     if typing.get_origin(annotation) is Annotated:
         annotation, *extras = typing.get_args(annotation)
         marker = next((e for e in extras if isinstance(e, DependsInfo | ParamInfo)), None)
+        others = [e for e in extras if not isinstance(e, DependsInfo | ParamInfo | str)]
+        if others and pydantic_available():
+            # ``Annotated[int, Field(gt=0)]``, ``PositiveInt``: pydantic's own checks.
+            annotation = Annotated[(annotation, *others)]
     if isinstance(param.default, DependsInfo | ParamInfo):
         marker = param.default
     return annotation, marker
@@ -347,11 +353,16 @@ def _unalias(annotation: Any) -> Any:
     return annotation
 
 
-def _special_extractor(annotation: Any) -> Extractor | None:
+def _special_extractor(annotation: Any, where: str) -> Extractor | None:
     if isinstance(annotation, type) and issubclass(annotation, Request):
         return _get_request
     if annotation is BackgroundTasks:
         return _get_tasks
+    if annotation is BackgroundTask:
+        raise ConfigurationError(
+            f"{where}: BackgroundTask is one task for a response's background=; "
+            "did you mean BackgroundTasks?"
+        )
     return None
 
 
@@ -389,15 +400,16 @@ def _param_extractor(
     if isinstance(marker, PathInfo) or (marker is None and name in path_params):
         if name not in path_params:
             raise ConfigurationError(f"{where}: Path() but the route's path has no {{{name}}}")
-        return "path", name, _path_extractor(name, inner, path_params, where)
+        return "path", name, _path_extractor(name, inner, marker, path_params, where)
     if isinstance(marker, BodyInfo) or (marker is None and is_body_type(annotation)):
         key = (marker.alias if marker else None) or name
-        body = _BodyField(key, json_converter(annotation, where), default_maker(default))
+        convert = _checked(json_converter(annotation, where), marker, inner, where)
+        body = _BodyField(key, convert, default_maker(default))
         body.embedded = isinstance(marker, BodyInfo) and marker.embed
         return "body", key, body
     source = marker.source if marker else "query"
     key = _request_key(name, marker)
-    return source, key, _string_extractor(source, key, inner, default, where)
+    return source, key, _string_extractor(source, key, inner, marker, default, where)
 
 
 def _request_key(name: str, marker: ParamInfo | None) -> str:
@@ -408,47 +420,75 @@ def _request_key(name: str, marker: ParamInfo | None) -> str:
     return name
 
 
+def _checked(
+    convert: Converter, marker: ParamInfo | None, annotation: Any, where: str
+) -> Converter:
+    """``convert`` followed by the marker's checks (``ge=1``...), if it has any."""
+    checks = marker.checks() if marker is not None else {}
+    return with_checks(convert, checks, check_kind(annotation), where) if checks else convert
+
+
 def _path_extractor(
-    name: str, annotation: Any, path_params: dict[str, type], where: str
+    name: str, annotation: Any, marker: ParamInfo | None, path_params: dict[str, type], where: str
 ) -> Extractor:
     if annotation is path_params[name] or annotation is Any:
+        convert: Converter = _identity
+    else:
+        to_type = string_converter(annotation, where)
+
+        def convert(value: Any) -> Any:
+            return to_type(str(value))
+
+    convert = _checked(convert, marker, annotation, where)
+    if convert is _identity:
 
         def read(solver: Solver) -> Any:
             return solver.request.scope["path_params"][name]
 
         return read
-    convert = string_converter(annotation, where)
 
     def read_and_convert(solver: Solver) -> Any:
-        return convert(str(solver.request.scope["path_params"][name]))
+        return convert(solver.request.scope["path_params"][name])
 
     return read_and_convert
 
 
+def _identity(value: Any) -> Any:
+    return value
+
+
 def _string_extractor(
-    source: str, key: str, annotation: Any, default: Any, where: str
+    source: str, key: str, annotation: Any, marker: ParamInfo | None, default: Any, where: str
 ) -> Extractor:
     getter = _SOURCES[source]
     missing = default_maker(default)
     if is_sequence(annotation):
-        convert_item = string_converter(item_type(annotation), where)
-        origin = typing.get_origin(annotation) or annotation
-        build = origin if origin in (tuple, set, frozenset) else list
+        convert_many = _checked(_many(annotation, where), marker, annotation, where)
 
         def extract_many(solver: Solver) -> Any:
             values = getter(solver.request, key, True)
-            if not values:
-                return missing()
-            return build(convert_each(convert_item, enumerate(values)))
+            return missing() if not values else convert_many(values)
 
         return extract_many
-    convert = string_converter(annotation, where)
+    convert = _checked(string_converter(annotation, where), marker, annotation, where)
 
     def extract(solver: Solver) -> Any:
         value = getter(solver.request, key, False)
         return missing() if value is None else convert(value)
 
     return extract
+
+
+def _many(annotation: Any, where: str) -> Converter:
+    """Repeated values (``?tag=a&tag=b``) into the annotated list, set or tuple."""
+    convert_item = string_converter(item_type(annotation), where)
+    origin = typing.get_origin(annotation) or annotation
+    build = origin if origin in (tuple, set, frozenset) else list
+
+    def convert(values: list[str]) -> Any:
+        return build(convert_each(convert_item, enumerate(values)))
+
+    return convert
 
 
 _IMMUTABLE = (str, bytes, int, float, bool, type(None), enum.Enum, uuid.UUID, frozenset)
@@ -486,6 +526,13 @@ def _from_cookie(request: Request, key: str, many: bool) -> Any:
     return ([value] if value is not None else []) if many else value
 
 
+def is_json_type(content_type: str) -> bool:
+    """``application/json`` or ``application/<anything>+json``, parameters ignored."""
+    media = content_type.partition(";")[0].strip().lower()
+    main, _, sub = media.partition("/")
+    return main == "application" and (sub == "json" or sub.endswith("+json"))
+
+
 _SOURCES: dict[str, Callable[[Request, str, bool], Any]] = {
     "query": _from_query,
     "header": _from_header,
@@ -497,17 +544,39 @@ _SOURCES: dict[str, Callable[[Request, str, bool], Any]] = {
 
 
 async def read_body(solver: Solver) -> None:
-    """Read and decode the JSON body once, before any extractor needs it."""
+    """Read and decode the JSON body once, before any extractor needs it.
+
+    Only a request that says it holds JSON (or says nothing) is decoded, as in FastAPI:
+    a cross-site HTML form cannot post a JSON body with the user's cookies.
+    """
     raw = await solver.request.body()
     if not raw:
         solver.json = _NO_BODY
+        return
+    content_type = solver.request.headers.get("content-type")
+    if content_type is not None and not is_json_type(content_type):
+        solver.json = _INVALID_JSON
+        solver.errors.append(
+            {
+                "type": "model_attributes_type",
+                "loc": ["body"],
+                "msg": "Input should be a valid dictionary or object to extract fields from",
+                "input": raw.decode("utf-8", "replace"),
+            }
+        )
         return
     try:
         solver.json = loads_json(raw)
     except ValueError as exc:
         solver.json = _INVALID_JSON
         solver.errors.append(
-            {"loc": ["body"], "msg": f"JSON decode error: {exc}", "type": "json_invalid"}
+            {
+                "type": "json_invalid",
+                "loc": ["body"],
+                "msg": f"JSON decode error: {exc}",
+                "input": {},
+                "ctx": {"error": str(exc)},
+            }
         )
 
 
@@ -531,16 +600,20 @@ def extract_into(kwargs: dict[str, Any], plan: Plan, solver: Solver) -> dict[str
             # A malformed body is reported once, as such, not again for every body field.
             if loc[0] == "body" and solver.json is _INVALID_JSON:
                 continue
-            error = _error(loc, exc)
-            # A body field declared twice (handler and dependency) is reported once.
-            if loc[0] != "body" or error not in solver.errors:
-                solver.errors.append(error)
+            for item in exc.items():
+                error = _error(loc, item)
+                # A body field declared twice (handler and dependency) is reported once.
+                if loc[0] != "body" or error not in solver.errors:
+                    solver.errors.append(error)
     return kwargs
 
 
 def _error(loc: tuple[Any, ...], exc: Invalid) -> dict[str, Any]:
     # "input" is always there, null for a missing value, as in FastAPI's answers.
-    return {"type": exc.type, "loc": [*loc, *exc.loc], "msg": exc.msg, "input": exc.value}
+    error = {"type": exc.type, "loc": [*loc, *exc.loc], "msg": exc.msg, "input": exc.value}
+    if exc.ctx is not None:
+        error["ctx"] = exc.ctx
+    return error
 
 
 async def _resolve(dependency: Dependency, solver: Solver) -> Any:

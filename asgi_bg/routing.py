@@ -20,6 +20,7 @@ import anyio.to_thread
 
 from ._context import CONTEXT_KEY, RequestContext
 from ._convert import finite_float
+from ._models import holds_model, model_encoder
 from ._remote import submit_registered
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .datastructures import under_root
@@ -160,6 +161,9 @@ class Route:
             )
         self._content_type = (b"content-type", b"")
         self._encode = self._pick_encoder()
+        if self._encode is encode_json and holds_model(self.response_model):
+            # pydantic validates, filters and serialises the return value (FastAPI's rule).
+            self._encode = model_encoder(self.response_model, where)
         self.handle = self._pick_handler()
 
     def _keep_metadata(self, options: RouteOptions) -> None:
