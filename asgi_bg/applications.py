@@ -17,6 +17,7 @@ from .backends.base import TASK_NAME_ATTR, TaskBackend, TaskBackendUnavailable, 
 from .background import BackgroundTask, TaskErrorHook, TaskRunner
 from .datastructures import RequestLabel
 from .exceptions import HTTPException, RequestValidationError
+from .http_middleware import HTTPMiddleware
 from .requests import ClientDisconnect, Request, State
 from .responses import JSONResponse, PlainTextResponse, Response
 from .routing import Router
@@ -110,6 +111,17 @@ class App:
         if self._stack is not None:
             raise RuntimeError("Cannot add middleware after the application has started")
         self._middleware.insert(0, (cls, (), kwargs))
+
+    def middleware(self, middleware_type: str) -> Callable[[F], F]:
+        """``@app.middleware("http")`` around ``async def mw(request, call_next) -> Response``."""
+        if middleware_type != "http":
+            raise ValueError(f'middleware type is "http", not {middleware_type!r}')
+
+        def register(dispatch: F) -> F:
+            self.add_middleware(HTTPMiddleware, dispatch=dispatch)
+            return dispatch
+
+        return register
 
     def task(self, func: F) -> F:
         """Register ``func`` as a task of this app (decorator).
