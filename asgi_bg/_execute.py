@@ -104,16 +104,16 @@ async def call_plan(
         return await plan.call(**kwargs)
     if mode == "sync":
         return await anyio.to_thread.run_sync(functools.partial(plan.call, **kwargs))
-    teardowns = solver.exits if scope == "function" else solver.context.teardowns
+    add_teardown = solver.exits.append if scope == "function" else solver.context.add_teardown
     assert plan.manager is not None
     if mode == "agen":
         manager = plan.manager(**kwargs)
         value = await manager.__aenter__()
-        teardowns.append(functools.partial(_exit_async, manager))
+        add_teardown(functools.partial(_exit_async, manager))
         return value
     sync_manager = plan.manager(**kwargs)
     value = await run_in_thread(sync_manager.__enter__)
-    teardowns.append(functools.partial(_exit_sync, sync_manager))
+    add_teardown(functools.partial(_exit_sync, sync_manager))
     return value
 
 
