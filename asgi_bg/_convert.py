@@ -324,14 +324,23 @@ def _dict_converter(annotation: Any, where: str) -> Converter:
 
 
 def convert_each(convert: Converter, items: Any) -> list[Any]:
-    """Convert every item; the first failure is re-raised with the item's key in ``loc``."""
+    """Convert every item; failures are raised together, each with its item's key in
+    ``loc``, as pydantic lists every failing item."""
     out = []
+    failures: list[Invalid] = []
     for key, item in items:
         try:
             out.append(convert(item))
         except Invalid as exc:
-            raise exc.at(key) from None
+            failures.extend(exc.at(key).items())
+    if failures:
+        raise _together(failures)
     return out
+
+
+def _together(failures: list[Invalid]) -> Invalid:
+    first, *more = failures
+    return Invalid(first.type, first.msg, first.value, first.loc, first.ctx, tuple(more))
 
 
 def _dataclass_converter(cls: type, where: str) -> Converter:
@@ -358,15 +367,18 @@ def _dataclass_kwargs(
     fields: list[tuple[str, Converter, bool]], value: dict[str, Any]
 ) -> dict[str, Any]:
     kwargs = {}
+    failures: list[Invalid] = []
     for name, convert, has_default in fields:
         if name not in value:
-            if has_default:
-                continue
-            raise Invalid("missing", "Field required", value, (name,))
+            if not has_default:
+                failures.append(Invalid("missing", "Field required", value, (name,)))
+            continue
         try:
             kwargs[name] = convert(value[name])
         except Invalid as exc:
-            raise exc.at(name) from None
+            failures.extend(exc.at(name).items())
+    if failures:
+        raise _together(failures)  # every failing field, as pydantic reports them
     return kwargs
 
 

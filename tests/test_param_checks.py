@@ -302,7 +302,10 @@ async def test_json_conversions_follow_pydantic_lax_mode() -> None:
             "int_from_float",
             "Input should be a valid integer, got a number with a fractional part",
         ),
-    ]  # the first failing field of a dataclass stops its validation
+        ("ratio", "float_type", "Input should be a valid number"),
+        ("flag", "bool_parsing", "Input should be a valid boolean, unable to interpret input"),
+        ("name", "string_type", "Input should be a valid string"),
+    ]  # every failing field, as pydantic lists them
 
 
 # --- JSON only from a JSON request --------------------------------------------------------------
@@ -342,3 +345,17 @@ def test_registration_errors_say_what_would_work() -> None:
 
         @app.get("/q")
         async def structured(p: Annotated[Point, Query()]) -> None: ...
+
+
+async def test_every_failing_field_and_item_of_a_body_is_listed() -> None:
+    app = App()
+
+    @app.post("/")
+    async def create(points: list[Point]) -> int:
+        return len(points)
+
+    response = await AsyncTestClient(app).post("/", json=[{"x": "a"}, {"y": 1}, {"x": 2}])
+    assert [(e["loc"], e["type"]) for e in detail(response)] == [
+        (["body", 0, "x"], "int_parsing"),
+        (["body", 1, "x"], "missing"),
+    ]
