@@ -359,3 +359,22 @@ async def test_every_failing_field_and_item_of_a_body_is_listed() -> None:
         (["body", 0, "x"], "int_parsing"),
         (["body", 1, "x"], "missing"),
     ]
+
+
+async def test_a_body_without_a_content_type_is_not_read_as_json() -> None:
+    # FastAPI's strict default: a cross-site fetch() may send a body with no type at all.
+    app = App()
+
+    @app.post("/")
+    async def create(item: Point) -> Point:
+        return item
+
+    response = await AsyncTestClient(app).post("/", content=b'{"x": 1}')
+    assert detail(response) == [
+        {
+            "type": "model_attributes_type",
+            "loc": ["body"],
+            "msg": "Input should be a valid dictionary or object to extract fields from",
+            "input": '{"x": 1}',
+        }
+    ]
