@@ -357,7 +357,12 @@ def _dataclass_converter(cls: type, where: str) -> Converter:
 
     def convert(value: Any) -> Any:
         if not isinstance(value, dict):
-            raise Invalid("model_type", f"Input should be an object ({cls.__name__})", value)
+            raise Invalid(
+                "dataclass_type",
+                f"Input should be a dictionary or an instance of {cls.__name__}",
+                value,
+                ctx={"class_name": cls.__name__},
+            )
         return cls(**_dataclass_kwargs(fields, value))
 
     return convert

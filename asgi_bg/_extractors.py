@@ -69,9 +69,8 @@ class BodyField:
     def extract(self, solver: Solver) -> Any:
         value = solver.json
         if self.embedded and value is not NO_BODY:
-            if not isinstance(value, dict):
-                raise Invalid("model_type", "Input should be a valid dictionary", value)
-            value = value.get(self.key, NO_BODY)
+            # A body that is not an object holds no field: each is missing (as FastAPI).
+            value = value.get(self.key, NO_BODY) if isinstance(value, dict) else NO_BODY
         if value is NO_BODY or value is INVALID_JSON:
             try:
                 return self.default()

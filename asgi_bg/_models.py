@@ -49,7 +49,8 @@ def model_converter(annotation: Any, where: str) -> Callable[[Any], Any]:
 
     def convert(value: Any) -> Any:
         try:
-            return adapter.validate_python(value)
+            # As FastAPI validates: a non-object says "object to extract fields from".
+            return adapter.validate_python(value, from_attributes=True)
         except ValidationError as exc:
             raise _invalid(exc) from None
 

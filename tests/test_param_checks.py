@@ -191,7 +191,7 @@ async def test_decimal_dates_times_durations_and_bytes_from_the_query() -> None:
         (e["loc"][1], e["type"]) for e in detail(await AsyncTestClient(app).get(f"/?{bad}"))
     ] == [
         ("price", "decimal_parsing"),
-        ("at", "datetime_parsing"),
+        ("at", "datetime_from_date_parsing"),
         ("day", "date_from_datetime_inexact"),
         ("clock", "time_parsing"),
         ("wait", "time_delta_parsing"),
