@@ -64,7 +64,7 @@ def model_encoder(response_model: Any, where: str) -> Callable[[Any], bytes]:
 
     def encode(value: Any) -> bytes:
         validated = adapter.validate_python(value, from_attributes=True)
-        encoded: bytes = adapter.dump_json(validated)
+        encoded: bytes = adapter.dump_json(validated, by_alias=True)  # as FastAPI
         return encoded
 
     return encode

@@ -138,3 +138,17 @@ def test_without_pydantic_a_model_annotation_names_the_extra(
 
     with pytest.raises(ConfigurationError, match=r"install asgi_bg\[pydantic\] or use a dataclass"):
         app.add_route("/", create, methods=["POST"])
+
+
+class Aliased(BaseModel):
+    user_name: str = Field(alias="userName")
+
+
+async def test_a_response_model_is_written_with_its_aliases() -> None:
+    app = App()
+
+    @app.get("/")
+    async def endpoint() -> Aliased:
+        return {"userName": "ada", "extra": 1}  # type: ignore[return-value]
+
+    assert (await AsyncTestClient(app).get("/")).json() == {"userName": "ada"}
