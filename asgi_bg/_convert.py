@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Union
 
 from ._invalid import Invalid
-from ._models import holds_model, is_model, missing_extra_message, model_converter
+from ._models import holds_model, is_model, model_converter
 from ._models import pydantic_available as _pydantic_available
 from ._scalars import SCALAR_PARSERS
 from .exceptions import ConfigurationError
@@ -294,7 +294,7 @@ def _json_required(annotation: Any, where: str) -> Converter:
         return model_converter(annotation, where)  # anything else pydantic validates
     raise ConfigurationError(
         f"{where}: cannot read a {_type_name(annotation)} from a JSON body; "
-        f"use a dataclass, TypedDict, dict, list or a scalar, or {missing_extra_message()}"
+        "use a dataclass, TypedDict, dict, list or a scalar, or install asgi_bg[pydantic]"
     )
 
 

@@ -100,8 +100,3 @@ def _plain(ctx: dict[str, Any] | None) -> dict[str, Any] | None:
     if ctx is None:
         return None
     return {k: v if isinstance(v, str | int | float | bool) else str(v) for k, v in ctx.items()}
-
-
-def missing_extra_message() -> str:
-    """What to do about a model annotation pydantic is not there to validate."""
-    return _EXTRA
