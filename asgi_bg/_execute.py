@@ -141,6 +141,7 @@ async def run_endpoint(plan: Plan, solver: Solver) -> Any:
         if plan.body_fields:
             await read_body(solver)
         if plan.dependencies:
+            solver.find_overrides()
             kwargs = await solve(plan, solver)
         else:
             kwargs = extract_into({}, plan, solver)

@@ -32,7 +32,7 @@ class Solver:
     """Per-request state while a plan runs: the request, the context, collected errors.
 
     ``overrides`` is the app's ``dependency_overrides``, read from ``request.scope["app"]``
-    unless given; ``exits`` holds the exit code of ``scope="function"`` generator
+    when the plan has dependencies, unless given; ``exits`` holds the exit code of ``scope="function"`` generator
     dependencies, run as soon as the handler returned.
     """
 
@@ -49,9 +49,13 @@ class Solver:
         self.errors: list[dict[str, Any]] = []
         self.json: Any = UNREAD
         self.exits: list[Teardown] = []
-        if overrides is None:
-            overrides = getattr(request.scope.get("app"), "dependency_overrides", None)
         self.overrides = overrides
+
+    def find_overrides(self) -> None:
+        """Look the app's ``dependency_overrides`` up, once, when dependencies run."""
+        if self.overrides is None:
+            app = self.request.scope.get("app")
+            self.overrides = getattr(app, "dependency_overrides", None) or {}
 
 
 Extractor = Callable[[Solver], Any]
