@@ -32,8 +32,8 @@ class Solver:
     """Per-request state while a plan runs: the request, the context, collected errors.
 
     ``overrides`` is the app's ``dependency_overrides``, read from ``request.scope["app"]``
-    when the plan has dependencies, unless given; ``exits`` holds the exit code of ``scope="function"`` generator
-    dependencies, run as soon as the handler returned.
+    when the plan has dependencies, unless given; ``exits`` holds the exit code of
+    ``scope="function"`` generator dependencies, run as soon as the handler returned.
     """
 
     __slots__ = ("context", "errors", "exits", "json", "overrides", "request")
