@@ -18,6 +18,7 @@ from .responses import (
 )
 from .routing import Router
 from .staticfiles import StaticFiles
+from .websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 if typing.TYPE_CHECKING:
     from .server import run
@@ -56,5 +57,8 @@ __all__ = [
     "Router",
     "StaticFiles",
     "StreamingResponse",
+    "WebSocket",
+    "WebSocketDisconnect",
+    "WebSocketState",
     "run",
 ]

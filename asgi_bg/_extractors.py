@@ -21,7 +21,8 @@ from ._convert import Converter, Invalid, convert_each, is_sequence, item_type, 
 from .background import BackgroundTask, BackgroundTasks
 from .exceptions import ConfigurationError
 from .params import REQUIRED, ParamInfo
-from .requests import Request, loads_json
+from .requests import HTTPConnection, Request, loads_json
+from .websockets import WebSocket
 
 NO_BODY: Any = object()
 UNREAD: Any = object()  # the body was not read: no body field so far needed it
@@ -29,7 +30,8 @@ INVALID_JSON: Any = object()
 
 
 class Solver:
-    """Per-request state while a plan runs: the request, the context, collected errors.
+    """Per-request state while a plan runs: the request (or WebSocket), the context,
+    collected errors.
 
     ``overrides`` is the app's ``dependency_overrides``, read from ``request.scope["app"]``
     when the plan has dependencies, unless given; ``exits`` holds the exit code of
@@ -40,7 +42,7 @@ class Solver:
 
     def __init__(
         self,
-        request: Request,
+        request: HTTPConnection,
         context: RequestContext,
         overrides: Mapping[Any, Callable[..., Any]] | None = None,
     ) -> None:
@@ -92,8 +94,10 @@ class BodyField:
 
 
 def special_extractor(annotation: Any, where: str) -> Extractor | None:
-    if isinstance(annotation, type) and issubclass(annotation, Request):
-        return _get_request
+    if isinstance(annotation, type) and issubclass(annotation, HTTPConnection):
+        if issubclass(annotation, WebSocket):
+            return get_websocket
+        return get_request if issubclass(annotation, Request) else _get_connection
     if annotation is BackgroundTasks:
         return _get_tasks
     if annotation is BackgroundTask:
@@ -104,7 +108,17 @@ def special_extractor(annotation: Any, where: str) -> Extractor | None:
     return None
 
 
-def _get_request(solver: Solver) -> Request:
+# Three names for one look-up, so that a route can tell at registration which of them
+# its plan uses (``plan_reads``): a WebSocket route has no Request, and the reverse.
+def get_request(solver: Solver) -> HTTPConnection:
+    return solver.request
+
+
+def get_websocket(solver: Solver) -> HTTPConnection:
+    return solver.request
+
+
+def _get_connection(solver: Solver) -> HTTPConnection:
     return solver.request
 
 
@@ -201,17 +215,17 @@ def _required() -> Any:
     raise Invalid("missing", "Field required", None)
 
 
-def _from_query(request: Request, key: str, many: bool) -> Any:
+def _from_query(request: HTTPConnection, key: str, many: bool) -> Any:
     params = request.query_params
     return params.getlist(key) if many else params.get(key)
 
 
-def _from_header(request: Request, key: str, many: bool) -> Any:
+def _from_header(request: HTTPConnection, key: str, many: bool) -> Any:
     headers = request.headers
     return headers.getlist(key) if many else headers.get(key)
 
 
-def _from_cookie(request: Request, key: str, many: bool) -> Any:
+def _from_cookie(request: HTTPConnection, key: str, many: bool) -> Any:
     value = request.cookies.get(key)
     return ([value] if value is not None else []) if many else value
 
@@ -223,7 +237,7 @@ def is_json_type(content_type: str) -> bool:
     return main == "application" and (sub == "json" or sub.endswith("+json"))
 
 
-_SOURCES: dict[str, Callable[[Request, str, bool], Any]] = {
+_SOURCES: dict[str, Callable[[HTTPConnection, str, bool], Any]] = {
     "query": _from_query,
     "header": _from_header,
     "cookie": _from_cookie,
@@ -237,7 +251,10 @@ async def read_body(solver: Solver) -> None:
     ``strict_content_type`` is on by default): a cross-site form or ``fetch`` cannot
     post a JSON body with the user's cookies, with a ``text/plain`` type or none.
     """
-    raw = await solver.request.body()
+    request = solver.request
+    # WebSocket routes refuse body parameters at registration.
+    assert isinstance(request, Request)
+    raw = await request.body()
     if not raw:
         solver.json = NO_BODY
         return

@@ -20,6 +20,7 @@ from .http_middleware import HTTPMiddleware
 from .requests import ClientDisconnect, Request, State
 from .responses import JSONResponse, PlainTextResponse, Response
 from .routing import Router
+from .websocket_routing import INTERNAL_ERROR, CloseGuard
 
 F = TypeVar("F", bound=Callable[..., Any])
 ExceptionHandler = Callable[[Request, Any], Response | Awaitable[Response]]
@@ -104,6 +105,8 @@ class App:
         self.add_route = self.router.add_route
         self.include_router = self.router.include_router
         self.mount = self.router.mount
+        self.websocket = self.router.websocket
+        self.add_websocket_route = self.router.add_websocket_route
         self.url_path_for = self.router.url_path_for
 
     # --- configuration ------------------------------------------------------------------
@@ -187,17 +190,41 @@ class App:
         if kind == "lifespan":
             await run_lifespan(self, scope, receive, send)
         elif kind == "websocket":
-            # No WebSocket routes yet: refuse cleanly rather than leave the client hanging.
-            await receive()
-            await send({"type": "websocket.close", "code": 1000})
+            await self._websocket(scope, receive, send)
         else:
             raise RuntimeError(f"asgi_bg does not serve {kind!r} scopes")
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One WebSocket connection: closed when the endpoint ends (1011 if it raised),
+        then its background tasks and teardowns run, as after an HTTP response."""
+        context = RequestContext(self.tasks, self._admit)
+        scope[CONTEXT_KEY] = context
+        scope["app"] = self
+        label = RequestLabel(scope)
+        guard = CloseGuard(receive, send)
+        try:
+            await (self._stack or self._build_stack())(scope, guard.receive, guard.send)
+        except Exception as exc:
+            exc = await context.failed(exc, label)
+            logger.error("Exception while serving %s", label, exc_info=exc)
+            if (errors := scope.get(ERRORS_KEY)) is not None:
+                errors.append(exc)
+            await guard.close(INTERNAL_ERROR)
+        except BaseException:
+            await context.abandon(scope.get(ERRORS_KEY), label)
+            raise
+        await guard.close(1000)  # before the tasks: they run once the connection closed
+        if context.tasks or context.response_background or context.teardowns:
+            await self._after_response(scope, context)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The router and the exception handlers: the innermost layer, under any middleware.
 
         Without middleware the app calls it directly: one exception path either way.
         """
+        if scope["type"] == "websocket":
+            await self.router(scope, receive, send)  # HTTP exception handlers do not apply
+            return
         try:
             await self.router.resolve(scope)(scope, receive, send)
         except Exception as exc:

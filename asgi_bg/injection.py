@@ -24,6 +24,8 @@ from ._extractors import (
     Solver,
     checked,
     default_maker,
+    get_request,
+    get_websocket,
     path_extractor,
     special_extractor,
     string_extractor,
@@ -69,6 +71,7 @@ __all__ = [
     "body_embedded",
     "call_plan",
     "compile_plan",
+    "plan_reads",
     "request_fields",
     "run_endpoint",
     "solve",
@@ -257,3 +260,12 @@ def _request_key(name: str, marker: ParamInfo | None) -> str:
     if isinstance(marker, HeaderInfo):
         return name.replace("_", "-") if marker.convert_underscores else name
     return name
+
+
+def plan_reads(plan: Plan, kind: str) -> bool:
+    """True when ``plan`` or a dependency of it takes a parameter annotated ``Request``
+    (``kind="request"``) or ``WebSocket`` (``kind="websocket"``)."""
+    wanted = get_request if kind == "request" else get_websocket
+    if any(extract is wanted for _, _, extract in plan.extractors):
+        return True
+    return any(plan_reads(dependency.plan, kind) for _, dependency in plan.dependencies)
