@@ -17,6 +17,7 @@ from .backends.base import TASK_NAME_ATTR, TaskBackend, TaskBackendUnavailable, 
 from .background import BackgroundTask, TaskErrorHook, TaskRunner
 from .datastructures import RequestLabel
 from .exceptions import HTTPException, RequestValidationError
+from .openapi import build_document, install_endpoints, pages
 from .requests import ClientDisconnect, Request, State
 from .responses import JSONResponse, PlainTextResponse, Response
 from .routing import Router
@@ -50,6 +51,12 @@ class App:
             calls before the request is answered 503.
         max_pending_tasks: bound on unfinished in-process tasks; beyond it, a request
             that queues another task is answered 503 with ``Retry-After``.
+        title, version, description, servers, openapi_tags: the OpenAPI document's
+            ``info``, ``servers`` and ``tags`` (see ``docs/openapi.md``).
+        openapi_url, docs_url, redoc_url: where the document, Swagger UI and ReDoc are
+            served; None turns one off (no document, no docs pages).
+        swagger_js_url, swagger_css_url, redoc_js_url: the docs pages' assets, for a
+            deployment that serves its own copies.
     """
 
     def __init__(
@@ -65,6 +72,18 @@ class App:
         task_backend: TaskBackend | None = None,
         task_submit_timeout: float = 5.0,
         max_pending_tasks: int | None = None,
+        title: str = "asgi_bg",
+        version: str = "0.1.0",
+        description: str = "",
+        openapi_url: str | None = "/openapi.json",
+        docs_url: str | None = "/docs",
+        redoc_url: str | None = "/redoc",
+        swagger_ui_oauth2_redirect_url: str | None = "/docs/oauth2-redirect",
+        servers: Sequence[dict[str, Any]] = (),
+        openapi_tags: Sequence[dict[str, Any]] = (),
+        swagger_js_url: str = pages.SWAGGER_JS_URL,
+        swagger_css_url: str = pages.SWAGGER_CSS_URL,
+        redoc_js_url: str = pages.REDOC_JS_URL,
     ) -> None:
         self.router = Router()
         self.state = State()
@@ -98,6 +117,21 @@ class App:
         self.include_router = self.router.include_router
         self.mount = self.router.mount
         self.url_path_for = self.router.url_path_for
+        self.title, self.version, self.description = title, version, description
+        self.openapi_url, self.docs_url, self.redoc_url = openapi_url, docs_url, redoc_url
+        self.swagger_ui_oauth2_redirect_url = swagger_ui_oauth2_redirect_url
+        self.servers, self.openapi_tags = list(servers), list(openapi_tags)
+        self.swagger_js_url, self.swagger_css_url = swagger_js_url, swagger_css_url
+        self.redoc_js_url = redoc_js_url
+        self.openapi_schema: dict[str, Any] | None = None
+        install_endpoints(self)
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of the app's routes, built on first call and cached
+        in ``openapi_schema`` (routes added later are not in it)."""
+        if self.openapi_schema is None:
+            self.openapi_schema = build_document(self)
+        return self.openapi_schema
 
     # --- configuration ------------------------------------------------------------------
 

@@ -1,0 +1,299 @@
+"""One OpenAPI Operation Object per route and method, read from the route's plan.
+
+Everything comes from what the route settled at registration: the request fields of its
+injection plan (``request_fields``), its metadata (tags, summary, ``response_model``...)
+and its response class. Nothing here runs per request.
+"""
+
+from __future__ import annotations
+
+import http
+import inspect
+import re
+import typing
+from collections.abc import Iterator
+from typing import Any
+
+from ..injection import ParamField, Plan, body_embedded, request_fields
+from ..responses import JSONResponse, Response
+from ..routing import Route
+from ..security import SecurityBase
+from .schema import (
+    REF_PREFIX,
+    Schema,
+    SchemaRegistry,
+    is_upload,
+    json_value,
+    refers,
+    title_of,
+)
+
+# FastAPI lists parameters by where they come from, in this order.
+_PARAM_ORDER = {"path": 0, "query": 1, "header": 2, "cookie": 3}
+_FORM_SOURCES = ("form", "file")
+_CHECK_KEYWORDS = {
+    "gt": "exclusiveMinimum",
+    "ge": "minimum",
+    "lt": "exclusiveMaximum",
+    "le": "maximum",
+    "multiple_of": "multipleOf",
+    "pattern": "pattern",
+}
+VALIDATION_ERROR_REF = {"$ref": REF_PREFIX + "HTTPValidationError"}
+
+
+def default_operation_id(route: Route, method: str) -> str:
+    """FastAPI's default: the route's name, its path and the method, as one identifier."""
+    return re.sub(r"\W", "_", route.name + openapi_path(route.path)) + "_" + method.lower()
+
+
+def openapi_path(path: str) -> str:
+    """``/items/{item_id:int}`` → ``/items/{item_id}``: OpenAPI has no converters."""
+    return re.sub(r"{([^}:]+):[^}]+}", r"{\1}", path)
+
+
+class OperationBuilder:
+    """Builds the operations of a document, sharing its schema registry and security
+    schemes (``security_schemes`` collects every scheme an operation used)."""
+
+    def __init__(self, registry: SchemaRegistry) -> None:
+        self.registry = registry
+        self.security_schemes: dict[str, Any] = {}
+        self.validates = False  # whether any operation answers 422
+
+    def operation(self, route: Route, method: str, operation_id: str) -> dict[str, Any]:
+        """The Operation Object of ``route`` for ``method``."""
+        op: dict[str, Any] = {}
+        tags = getattr(route, "tags", None)
+        if tags:
+            op["tags"] = [str(t) for t in tags]
+        op["summary"] = getattr(route, "summary", None) or title_of(route.name)
+        description = getattr(route, "description", None) or _docstring(route.endpoint)
+        if description:
+            op["description"] = description
+        op["operationId"] = operation_id
+        fields = [f for f in request_fields(route.plan) if _shown(f)]
+        parameters = self._parameters(route, fields)
+        if parameters:
+            op["parameters"] = parameters
+        body = self._request_body(route.plan, fields, operation_id)
+        if body:
+            op["requestBody"] = body
+        validates = bool(route.compiled.converters or fields)
+        op["responses"] = self._responses(route, operation_id, validates)
+        if getattr(route, "deprecated", None):
+            op["deprecated"] = True
+        security = self._security(route.plan)
+        if security:
+            op["security"] = security
+        return op
+
+    # --- parameters -------------------------------------------------------------------
+
+    def _parameters(self, route: Route, fields: list[ParamField]) -> list[dict[str, Any]]:
+        params = [f for f in fields if f.source in _PARAM_ORDER]
+        params.sort(key=lambda f: _PARAM_ORDER[f.source])
+        out = [self._parameter(f) for f in params]
+        declared = {f.key for f in params if f.source == "path"}
+        # A path parameter the handler does not take is still part of the path: OpenAPI
+        # requires it declared, with the type its converter matches.
+        for name, converter in route.compiled.converters.items():
+            if name not in declared:
+                schema = self.registry.schema(converter.type) | {"title": title_of(name)}
+                out.insert(0, {"name": name, "in": "path", "required": True, "schema": schema})
+        return out
+
+    def _parameter(self, field: ParamField) -> dict[str, Any]:
+        param: dict[str, Any] = {
+            "name": _wire_name(field),
+            "in": field.source,
+            "required": field.required or field.source == "path",
+            "schema": self.field_schema(field),
+        }
+        info = field.info
+        if info is not None and info.description:
+            param["description"] = info.description
+        if info is not None and info.deprecated:
+            param["deprecated"] = True
+        return param
+
+    def field_schema(self, field: ParamField) -> Schema:
+        """The schema of one field: its type, checks, descriptions, default and title."""
+        schema = self.registry.schema(field.annotation)
+        info = field.info
+        if info is not None:
+            _apply_checks(schema, info)
+            for key in ("description", "examples", "deprecated"):
+                value = getattr(info, key, None)
+                if value:
+                    schema[key] = value
+        if not field.required:
+            schema["default"] = json_value(field.default)
+        title = getattr(info, "title", None)
+        if title or not refers(schema):
+            schema["title"] = title or title_of(_wire_name(field))
+        return schema
+
+    # --- request body -----------------------------------------------------------------
+
+    def _request_body(
+        self, plan: Plan, fields: list[ParamField], operation_id: str
+    ) -> dict[str, Any] | None:
+        form = [f for f in fields if f.source in _FORM_SOURCES]
+        body = [f for f in fields if f.source == "body"]
+        if form:
+            multipart = any(f.source == "file" or _is_upload(f.annotation) for f in form)
+            media_type = "multipart/form-data" if multipart else "application/x-www-form-urlencoded"
+            return self._embedded_body(form, operation_id, media_type)
+        if not body:
+            return None
+        media_type = getattr(body[0].info, "media_type", None) or "application/json"
+        if len(body) > 1 or body_embedded(plan):
+            return self._embedded_body(body, operation_id, media_type)
+        field = body[0]
+        content = {media_type: {"schema": self.field_schema(field)}}
+        return {"content": content, "required": True} if field.required else {"content": content}
+
+    def _embedded_body(
+        self, fields: list[ParamField], operation_id: str, media_type: str
+    ) -> dict[str, Any]:
+        """Several body fields, or form fields: one object schema named after the operation."""
+        name = f"Body_{operation_id}"
+        schema: Schema = {
+            "properties": {f.key: self.field_schema(f) for f in fields},
+            "type": "object",
+        }
+        required = [f.key for f in fields if f.required]
+        if required:
+            schema["required"] = required
+        schema["title"] = name
+        self.registry.components[name] = schema
+        body: dict[str, Any] = {"content": {media_type: {"schema": {"$ref": REF_PREFIX + name}}}}
+        if required:
+            body["required"] = True
+        return body
+
+    # --- responses --------------------------------------------------------------------
+
+    def _responses(self, route: Route, operation_id: str, validates: bool) -> dict[str, Any]:
+        responses: dict[str, Any] = {str(route.status_code): self._main_response(route, operation_id)}
+        if validates:
+            self.validates = True
+            responses["422"] = {
+                "description": "Validation Error",
+                "content": {"application/json": {"schema": dict(VALIDATION_ERROR_REF)}},
+            }
+        for code, extra in (getattr(route, "responses", None) or {}).items():
+            responses[str(code)] = self._extra_response(code, extra, route)
+        return responses
+
+    def _main_response(self, route: Route, operation_id: str) -> dict[str, Any]:
+        response: dict[str, Any] = {"description": "Successful Response"}
+        if not _has_body(route.status_code):
+            return response
+        media_type = route.response_class.media_type or "application/json"
+        if not issubclass(route.response_class, JSONResponse):
+            response["content"] = {media_type: {"schema": {"type": "string"}}}
+            return response
+        schema: Schema = {}
+        model = _response_model(route)
+        if model is not None:
+            schema = self.registry.schema(model)
+            if not refers(schema):
+                schema["title"] = "Response " + title_of(operation_id)
+        response["content"] = {media_type: {"schema": schema}}
+        return response
+
+    def _extra_response(self, code: Any, extra: dict[str, Any], route: Route) -> dict[str, Any]:
+        """An entry of ``responses=``: ``description``, ``model`` and ``content`` merged."""
+        response = {k: v for k, v in extra.items() if k != "model"}
+        if "description" not in response:
+            response["description"] = _status_phrase(code)
+        model = extra.get("model")
+        if model is not None:
+            media_type = route.response_class.media_type or "application/json"
+            content = response.setdefault("content", {})
+            content.setdefault(media_type, {})["schema"] = self.registry.schema(model)
+        return response
+
+    # --- security ---------------------------------------------------------------------
+
+    def _security(self, plan: Plan) -> list[dict[str, list[str]]]:
+        requirements: list[dict[str, list[str]]] = []
+        for scheme in _security_schemes(plan):
+            self.security_schemes[scheme.scheme_name] = scheme.model
+            requirement: dict[str, list[str]] = {scheme.scheme_name: []}
+            if requirement not in requirements:
+                requirements.append(requirement)
+        return requirements
+
+
+def _security_schemes(plan: Plan) -> Iterator[SecurityBase]:
+    for _, dependency in plan.dependencies:
+        if isinstance(dependency.plan.call, SecurityBase):
+            yield dependency.plan.call
+        yield from _security_schemes(dependency.plan)
+
+
+def _shown(field: ParamField) -> bool:
+    return field.info is None or getattr(field.info, "include_in_schema", True)
+
+
+def _wire_name(field: ParamField) -> str:
+    # The header's own spelling when an alias gives one; the plan keeps it lower-cased.
+    alias = getattr(field.info, "alias", None)
+    return alias if field.source == "header" and alias else field.key
+
+
+def _apply_checks(schema: Schema, info: Any) -> None:
+    """Put the marker's checks on the schema (on its non-null member when optional)."""
+    checks = info.checks() if hasattr(info, "checks") else {}
+    if not checks:
+        return
+    targets = [m for m in schema.get("anyOf", [schema]) if m.get("type") != "null"]
+    for target in targets:
+        many = target.get("type") == "array"
+        for name, value in checks.items():
+            if name in ("min_length", "max_length"):
+                key = ("min" if name == "min_length" else "max") + ("Items" if many else "Length")
+            else:
+                key = _CHECK_KEYWORDS[name]
+            target[key] = value
+
+
+def _is_upload(annotation: Any) -> bool:
+    return is_upload(annotation) or any(is_upload(a) for a in typing.get_args(annotation))
+
+
+def _response_model(route: Route) -> Any:
+    model = getattr(route, "response_model", None)
+    if model is not None:
+        return model
+    try:
+        hints = typing.get_type_hints(route.endpoint)
+    except (NameError, TypeError):
+        return None
+    returned = hints.get("return")
+    if returned is None or returned is type(None):
+        return None
+    if isinstance(returned, type) and issubclass(returned, Response):
+        return None
+    return returned
+
+
+def _has_body(status: int) -> bool:
+    return status >= 200 and status not in (204, 304)
+
+
+def _status_phrase(code: Any) -> str:
+    try:
+        return http.HTTPStatus(int(code)).phrase
+    except ValueError:
+        return "Additional Response"
+
+
+def _docstring(endpoint: Any) -> str | None:
+    doc = inspect.getdoc(endpoint)
+    if not doc:
+        return None
+    return doc.split("\f")[0].strip()  # FastAPI: text after a form feed is for code only
