@@ -295,7 +295,7 @@ def _dataclass_kwargs(
         if name not in value:
             if has_default:
                 continue
-            raise Invalid("missing", "Field required", None, (name,))
+            raise Invalid("missing", "Field required", value, (name,))
         try:
             kwargs[name] = convert(value[name])
         except Invalid as exc:

@@ -34,127 +34,49 @@ from ._convert import (
 )
 from .background import BackgroundTasks
 from .exceptions import ConfigurationError, RequestValidationError
+from .params import REQUIRED as _REQUIRED
+from .params import (
+    Body,
+    BodyInfo,
+    Cookie,
+    CookieInfo,
+    Depends,
+    DependsInfo,
+    Header,
+    HeaderInfo,
+    ParamInfo,
+    Path,
+    PathInfo,
+    Query,
+    QueryInfo,
+)
 from .requests import Request, loads_json
 
-_REQUIRED: Any = inspect.Parameter.empty
+__all__ = [
+    "Body",
+    "BodyInfo",
+    "Cookie",
+    "CookieInfo",
+    "Depends",
+    "DependsInfo",
+    "Header",
+    "HeaderInfo",
+    "ParamField",
+    "ParamInfo",
+    "Path",
+    "PathInfo",
+    "Plan",
+    "Query",
+    "QueryInfo",
+    "Solver",
+    "body_embedded",
+    "compile_plan",
+    "request_fields",
+    "run_endpoint",
+]
+
 _NO_BODY: Any = object()
 _INVALID_JSON: Any = object()
-
-
-class DependsInfo:
-    """What ``Depends(...)`` returns: the dependency and its caching policy."""
-
-    __slots__ = ("dependency", "use_cache")
-
-    def __init__(
-        self, dependency: Callable[..., Any] | None = None, *, use_cache: bool = True
-    ) -> None:
-        self.dependency = dependency
-        self.use_cache = use_cache
-
-    def __repr__(self) -> str:
-        name = callable_name(self.dependency) if self.dependency else ""
-        return f"Depends({name})"
-
-
-# The markers are functions typed ``-> Any``, as in FastAPI, so that the default-value
-# spelling ``q: str = Depends(get_query)`` type-checks under mypy --strict.
-def Depends(dependency: Callable[..., Any] | None = None, *, use_cache: bool = True) -> Any:
-    """Declare a dependency: the parameter receives ``dependency``'s result.
-
-    The dependency is injected by the same rules as a handler and, with ``use_cache``
-    (the default), called at most once per request however often it is declared.
-    ``Depends()`` with no argument uses the parameter's annotation (a class).
-    """
-    return DependsInfo(dependency, use_cache=use_cache)
-
-
-class ParamInfo:
-    """Base of the request-part markers; ``default`` ``...`` or omitted means required."""
-
-    source = ""
-    __slots__ = ("alias", "default")
-
-    def __init__(self, default: Any = _REQUIRED, *, alias: str | None = None) -> None:
-        self.default = _REQUIRED if default is ... else default
-        self.alias = alias
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__.removesuffix('Info')}(alias={self.alias!r})"
-
-
-class QueryInfo(ParamInfo):
-    """Read the parameter from the query string (the default for scalars)."""
-
-    source = "query"
-    __slots__ = ()
-
-
-class HeaderInfo(ParamInfo):
-    """Read the parameter from a header; ``user_agent`` reads ``user-agent``."""
-
-    source = "header"
-    __slots__ = ("convert_underscores",)
-
-    def __init__(
-        self,
-        default: Any = _REQUIRED,
-        *,
-        alias: str | None = None,
-        convert_underscores: bool = True,
-    ) -> None:
-        super().__init__(default, alias=alias)
-        self.convert_underscores = convert_underscores
-
-
-class CookieInfo(ParamInfo):
-    """Read the parameter from a cookie."""
-
-    source = "cookie"
-    __slots__ = ()
-
-
-class BodyInfo(ParamInfo):
-    """Read the parameter from the JSON body.
-
-    With one body parameter the whole body is its value; with several, or with
-    ``embed=True``, each reads the key of its name from a JSON object.
-    """
-
-    source = "body"
-    __slots__ = ("embed",)
-
-    def __init__(
-        self, default: Any = _REQUIRED, *, alias: str | None = None, embed: bool = False
-    ) -> None:
-        super().__init__(default, alias=alias)
-        self.embed = embed
-
-
-def Query(default: Any = _REQUIRED, *, alias: str | None = None) -> Any:
-    """Read the parameter from the query string (the default for scalars)."""
-    return QueryInfo(default, alias=alias)
-
-
-def Header(
-    default: Any = _REQUIRED, *, alias: str | None = None, convert_underscores: bool = True
-) -> Any:
-    """Read the parameter from a header; ``user_agent`` reads ``user-agent``."""
-    return HeaderInfo(default, alias=alias, convert_underscores=convert_underscores)
-
-
-def Cookie(default: Any = _REQUIRED, *, alias: str | None = None) -> Any:
-    """Read the parameter from a cookie."""
-    return CookieInfo(default, alias=alias)
-
-
-def Body(default: Any = _REQUIRED, *, alias: str | None = None, embed: bool = False) -> Any:
-    """Read the parameter from the JSON body.
-
-    With one body parameter the whole body is its value; with several, or with
-    ``embed=True``, each reads the key of its name from a JSON object.
-    """
-    return BodyInfo(default, alias=alias, embed=embed)
 
 
 class Solver:
@@ -203,6 +125,25 @@ class _BodyField:
         return (self.key,) if self.embedded else ()
 
 
+@dataclass(frozen=True, slots=True)
+class ParamField:
+    """One parameter read from the request, as declared: what OpenAPI documents.
+
+    ``source`` is ``"path"``, ``"query"``, ``"header"``, ``"cookie"`` or ``"body"``;
+    ``key`` is the name on the wire (the alias, the header's name, the body key);
+    ``default`` is meaningful only when not ``required``; ``info`` is the marker, if
+    any, with its checks and descriptions.
+    """
+
+    name: str
+    source: str
+    key: str
+    annotation: Any
+    required: bool
+    default: Any
+    info: ParamInfo | None
+
+
 @dataclass(slots=True)
 class Plan:
     """What to call and how to fill each of its parameters."""
@@ -213,6 +154,28 @@ class Plan:
     dependencies: list[tuple[str, Dependency]] = field(default_factory=list)
     extractors: list[tuple[str, tuple[Any, ...], Extractor]] = field(default_factory=list)
     body_fields: list[_BodyField] = field(default_factory=list)
+    fields: list[ParamField] = field(default_factory=list)  # its own, not its dependencies'
+
+
+def request_fields(plan: Plan) -> list[ParamField]:
+    """Every request parameter of ``plan`` and its dependencies, each ``(source, key)``
+    once: the plan's own in declaration order, then each dependency's (as FastAPI)."""
+    seen: dict[tuple[str, str], ParamField] = {}
+    _collect_fields(plan, seen)
+    return list(seen.values())
+
+
+def _collect_fields(plan: Plan, seen: dict[tuple[str, str], ParamField]) -> None:
+    for param in plan.fields:
+        seen.setdefault((param.source, param.key), param)
+    for _, dependency in plan.dependencies:
+        _collect_fields(dependency.plan, seen)
+
+
+def body_embedded(plan: Plan) -> bool:
+    """True when the body is an object holding each body field under its key (several
+    body fields, or ``Body(embed=True)``); False when the one body field is the body."""
+    return any(body_field.embedded for body_field in plan.body_fields)
 
 
 @dataclass(slots=True)
@@ -229,7 +192,8 @@ def compile_plan(call: Callable[..., Any], path_params: dict[str, type], *, wher
     router's converter yields.
     """
     plan = _compile(call, path_params, where, stack=())
-    embedded = len(plan.body_fields) > 1
+    # One key declared by the handler and by a dependency is one body field.
+    embedded = len({body_field.key for body_field in plan.body_fields}) > 1
     for body_field in plan.body_fields:
         body_field.embedded = body_field.embedded or embedded
     return plan
@@ -288,13 +252,24 @@ def _compile_param(
         if special is not None:
             plan.extractors.append((param.name, (), special))
             return
-    source, key, extractor = _param_extractor(param, annotation, marker, path_params, where)
+    default = _default_of(param, marker, where)
+    if annotation is _REQUIRED:
+        annotation = str if not isinstance(marker, BodyInfo) else Any
+    if default is _REQUIRED and marker is None and unwrap_optional(annotation)[1]:
+        default = None  # FastAPI treats a bare ``X | None`` as optional too
+    source, key, extractor = _param_extractor(
+        param.name, annotation, marker, default, path_params, where
+    )
     if isinstance(extractor, _BodyField):
         plan.body_fields.append(extractor)
         extract: Extractor = extractor.extract
     else:
         extract = extractor
-    plan.extractors.append((param.name, (source, key) if key else (source,), extract))
+    loc = (source, key) if source != "body" else ("body",)
+    plan.extractors.append((param.name, loc, extract))
+    plan.fields.append(
+        ParamField(param.name, source, key, annotation, default is _REQUIRED, default, marker)
+    )
 
 
 def _split_annotation(param: inspect.Parameter) -> tuple[Any, DependsInfo | ParamInfo | None]:
@@ -340,27 +315,25 @@ def _default_of(
 
 
 def _param_extractor(
-    param: inspect.Parameter,
+    name: str,
     annotation: Any,
     marker: ParamInfo | None,
+    default: Any,
     path_params: dict[str, type],
     where: str,
 ) -> tuple[str, str, Extractor | _BodyField]:
-    default = _default_of(param, marker, where)
-    if annotation is _REQUIRED:
-        annotation = str if not isinstance(marker, BodyInfo) else Any
-    inner, optional = unwrap_optional(annotation)
-    if optional and default is _REQUIRED and marker is None:
-        default = None  # FastAPI treats a bare ``X | None`` as optional too
-    if marker is None and param.name in path_params:
-        return "path", param.name, _path_extractor(param.name, inner, path_params, where)
+    inner, _ = unwrap_optional(annotation)
+    if isinstance(marker, PathInfo) or (marker is None and name in path_params):
+        if name not in path_params:
+            raise ConfigurationError(f"{where}: Path() but the route's path has no {{{name}}}")
+        return "path", name, _path_extractor(name, inner, path_params, where)
     if isinstance(marker, BodyInfo) or (marker is None and is_body_type(annotation)):
-        key = (marker.alias if marker else None) or param.name
+        key = (marker.alias if marker else None) or name
         body = _BodyField(key, json_converter(annotation, where), default_maker(default))
         body.embedded = isinstance(marker, BodyInfo) and marker.embed
-        return "body", "", body
+        return "body", key, body
     source = marker.source if marker else "query"
-    key = _request_key(param.name, marker)
+    key = _request_key(name, marker)
     return source, key, _string_extractor(source, key, inner, default, where)
 
 
@@ -488,16 +461,18 @@ def extract_into(kwargs: dict[str, Any], plan: Plan, solver: Solver) -> dict[str
             kwargs[name] = extract(solver)
         except Invalid as exc:
             # A malformed body is reported once, as such, not again for every body field.
-            if not (loc[0] == "body" and solver.json is _INVALID_JSON):
-                solver.errors.append(_error(loc, exc))
+            if loc[0] == "body" and solver.json is _INVALID_JSON:
+                continue
+            error = _error(loc, exc)
+            # A body field declared twice (handler and dependency) is reported once.
+            if loc[0] != "body" or error not in solver.errors:
+                solver.errors.append(error)
     return kwargs
 
 
 def _error(loc: tuple[Any, ...], exc: Invalid) -> dict[str, Any]:
-    error = {"loc": [*loc, *exc.loc], "msg": exc.msg, "type": exc.type}
-    if exc.value is not None:
-        error["input"] = exc.value
-    return error
+    # "input" is always there, null for a missing value, as in FastAPI's answers.
+    return {"type": exc.type, "loc": [*loc, *exc.loc], "msg": exc.msg, "input": exc.value}
 
 
 async def _resolve(dependency: Dependency, solver: Solver) -> Any:

@@ -443,7 +443,12 @@ async def test_a_missing_required_header_is_a_422() -> None:
     client = AsyncTestClient(app)
     response = await client.get("/")
     assert errors(response) == [
-        {"loc": ["header", "x-request-id"], "msg": "Field required", "type": "missing"}
+        {
+            "loc": ["header", "x-request-id"],
+            "msg": "Field required",
+            "type": "missing",
+            "input": None,
+        }
     ]
     assert (await client.get("/", headers={"X-Request-ID": "r1"})).json() == "r1"
 
@@ -698,7 +703,12 @@ async def test_a_body_error_points_into_the_body() -> None:
     client = AsyncTestClient(app)
     response = await client.post("/shapes", json={"name": "tri", "points": [{"x": 1}, {"y": 2}]})
     assert errors(response) == [
-        {"loc": ["body", "points", 1, "x"], "msg": "Field required", "type": "missing"}
+        {
+            "loc": ["body", "points", 1, "x"],
+            "msg": "Field required",
+            "type": "missing",
+            "input": {"y": 2},
+        }
     ]
     response = await client.post("/shapes", json={"name": 3, "points": []})
     assert [(e["loc"], e["type"]) for e in errors(response)] == [(["body", "name"], "string_type")]
@@ -707,7 +717,9 @@ async def test_a_body_error_points_into_the_body() -> None:
     response = await client.post("/shapes", json=["not", "an", "object"])
     assert locs(response) == [["body"]]
     response = await client.post("/shapes")
-    assert errors(response) == [{"loc": ["body"], "msg": "Field required", "type": "missing"}]
+    assert errors(response) == [
+        {"loc": ["body"], "msg": "Field required", "type": "missing", "input": None}
+    ]
 
 
 async def test_dict_and_list_annotations_read_the_json_body() -> None:
