@@ -127,10 +127,14 @@ class OperationBuilder:
                 value = getattr(info, key, None)
                 if value:
                     schema[key] = value
-        if not field.required:
+        if not field.required and field.default is not None:
+            # FastAPI writes no ``"default": null``: an optional parameter goes without.
             schema["default"] = json_value(field.default)
+        # As FastAPI: a parameter's schema has a title unless it is a bare reference; a
+        # body field's (pydantic's rule) none when it refers to a named type at all.
+        untitled = refers(schema) if field.source not in _PARAM_ORDER else "$ref" in schema
         title = getattr(info, "title", None)
-        if title or not refers(schema):
+        if title or not untitled:
             schema["title"] = title or title_of(_wire_name(field))
         return schema
 

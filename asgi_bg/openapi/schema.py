@@ -126,10 +126,10 @@ class SchemaRegistry:
             prop = self.schema(annotation)
             if not refers(prop):
                 prop["title"] = title_of(name)
-            if default is not _NO_DEFAULT:
-                prop["default"] = default
-            else:
+            if default is _NO_DEFAULT:
                 required.append(name)
+            elif default is not None:  # as FastAPI writes it: no ``"default": null``
+                prop["default"] = default
             schema["properties"][name] = prop
         if required:
             schema["required"] = required
@@ -154,7 +154,7 @@ def _fields(cls: Any) -> list[tuple[str, Any, Any]]:
     hints = typing.get_type_hints(cls, include_extras=True)
     if dataclasses.is_dataclass(cls):
         return [
-            (f.name, hints.get(f.name, Any), _json_default(f.default))
+            (f.name, hints.get(f.name, Any), _json_default(f))
             for f in dataclasses.fields(cls)
             if f.init
         ]
@@ -162,10 +162,11 @@ def _fields(cls: Any) -> list[tuple[str, Any, Any]]:
     return [(k, hints[k], _NO_DEFAULT if k in required else None) for k in hints]
 
 
-def _json_default(default: Any) -> Any:
-    if default is dataclasses.MISSING:
-        return _NO_DEFAULT
-    return json_value(default)
+def _json_default(field: dataclasses.Field[Any]) -> Any:
+    if field.default is not dataclasses.MISSING:
+        return json_value(field.default)
+    # A factory's value is made per instance: optional, but no one default to show.
+    return None if field.default_factory is not dataclasses.MISSING else _NO_DEFAULT
 
 
 def json_value(value: Any) -> Any:

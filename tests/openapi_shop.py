@@ -1,0 +1,134 @@
+"""A ten-route shop written once; the OpenAPI tests also run it with FastAPI's import line."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
+
+from typing_extensions import TypedDict
+
+from asgi_bg import App, Body, Cookie, Depends, Header, Path, Query, Router
+from asgi_bg.security import APIKeyHeader, HTTPBasic, HTTPBearer, OAuth2PasswordBearer
+
+
+class Size(enum.Enum):
+    """How big an item is."""
+
+    small = "S"
+    large = "L"
+
+
+@dataclass
+class Item:
+    name: str
+    price: float
+    size: Size = Size.small
+    tags: list[str] = field(default_factory=list)
+    note: str | None = None
+
+
+@dataclass
+class Category:
+    title: str
+    children: list[Category] = field(default_factory=list)
+
+
+@dataclass
+class NewCategory:
+    title: str
+    parent: str | None = None
+
+
+class Address(TypedDict):
+    street: str
+    zip_code: int
+
+
+app = App(title="Shop", version="2.0.0")
+bearer = HTTPBearer()
+api_key = APIKeyHeader(name="x-api-key")
+oauth2 = OAuth2PasswordBearer(tokenUrl="token")
+
+
+def pagination(skip: int = 0, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, int]:
+    return {"skip": skip, "limit": limit}
+
+
+@app.get("/items/{item_id}")
+async def read_item(
+    item_id: Annotated[int, Path(ge=1, description="The item's number")],
+    q: Annotated[str | None, Query(max_length=20, pattern="^[a-z]+$")] = None,
+    user_agent: Annotated[str | None, Header()] = None,
+) -> Item:
+    """Read one item."""
+    return Item("x", 1.0)
+
+
+@app.get("/items")
+async def list_items(
+    page: Annotated[dict[str, int], Depends(pagination)],
+    tags: Annotated[list[str], Query(alias="tag")] = [],  # noqa: B006
+    size: Size | None = None,
+    order: Literal["asc", "desc"] = "asc",
+) -> list[Item]:
+    return []
+
+
+@app.post("/items", status_code=201)
+async def create_item(item: Item, token: Annotated[str, Depends(oauth2)]) -> Item:
+    return item
+
+
+@app.put("/items/{item_id}")
+async def replace_item(
+    item_id: int,
+    item: Item,
+    importance: Annotated[int, Body(gt=0)],
+    credentials: Annotated[object, Depends(bearer)],
+) -> dict[str, int]:
+    return {"item_id": item_id}
+
+
+@app.delete("/items/{item_id}", status_code=204)
+async def delete_item(item_id: int, key: Annotated[str, Depends(api_key)]) -> None:
+    return None
+
+
+@app.post("/categories")
+async def create_category(category: NewCategory) -> Category:
+    return Category(category.title)
+
+
+@app.post("/addresses")
+async def add_address(address: Annotated[dict[str, str], Body(embed=True)]) -> Address:
+    return {"street": address["street"]}
+
+
+@app.get("/session")
+async def session(
+    session_id: Annotated[str | None, Cookie()] = None,
+    basic: Annotated[object, Depends(HTTPBasic())] = None,
+) -> dict[str, str | None]:
+    return {"session": session_id}
+
+
+users = Router(prefix="/users")
+
+
+@users.get("/{user_id}")
+def read_user(user_id: str, verbose: bool = False) -> dict[str, str]:
+    """Read a user.
+
+    The part of the description shown in the docs.\f
+    The part kept for the code.
+    """
+    return {"user_id": user_id}
+
+
+@users.get("/me/ping")
+async def ping() -> str:
+    return "pong"
+
+
+app.include_router(users)
