@@ -220,7 +220,12 @@ def _is_named(annotation: Any) -> bool:
         return False
     if issubclass(annotation, enum.Enum) or dataclasses.is_dataclass(annotation):
         return True
-    return typing.is_typeddict(annotation) or _is_pydantic_model(annotation)
+    return _is_typeddict(annotation) or _is_pydantic_model(annotation)
+
+
+def _is_typeddict(annotation: type) -> bool:
+    # Told by shape: ``typing.is_typeddict`` misses typing_extensions' TypedDict on 3.11.
+    return issubclass(annotation, dict) and hasattr(annotation, "__required_keys__")
 
 
 def _is_pydantic_model(annotation: Any) -> bool:
