@@ -239,7 +239,7 @@ def _list_converter(convert_item: Converter, origin: Any) -> Converter:
     def convert(value: Any) -> Any:
         if not isinstance(value, list):
             raise Invalid("list_type", "Input should be a valid list", value)
-        return build(_each(convert_item, enumerate(value)))
+        return build(convert_each(convert_item, enumerate(value)))
 
     return convert
 
@@ -251,12 +251,12 @@ def _dict_converter(annotation: Any, where: str) -> Converter:
     def convert(value: Any) -> Any:
         if not isinstance(value, dict):
             raise Invalid("dict_type", "Input should be a valid dictionary", value)
-        return dict(zip(value, _each(convert_value, value.items()), strict=True))
+        return dict(zip(value, convert_each(convert_value, value.items()), strict=True))
 
     return convert
 
 
-def _each(convert: Converter, items: Any) -> list[Any]:
+def convert_each(convert: Converter, items: Any) -> list[Any]:
     """Convert every item; the first failure is re-raised with the item's key in ``loc``."""
     out = []
     for key, item in items:

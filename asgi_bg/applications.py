@@ -51,6 +51,7 @@ class App:
             calls before the request is answered 503.
         max_pending_tasks: bound on unfinished in-process tasks; beyond it, a request
             that queues another task is answered 503 with ``Retry-After``.
+        dependencies: ``Depends(...)`` run before every route's handler, values discarded.
         title, version, description, servers, openapi_tags: the OpenAPI document's
             ``info``, ``servers`` and ``tags`` (see ``docs/openapi.md``).
         openapi_url, docs_url, redoc_url: where the document, Swagger UI and ReDoc are
@@ -72,6 +73,7 @@ class App:
         task_backend: TaskBackend | None = None,
         task_submit_timeout: float = 5.0,
         max_pending_tasks: int | None = None,
+        dependencies: Sequence[Any] | None = None,
         title: str = "asgi_bg",
         version: str = "0.1.0",
         description: str = "",
@@ -85,7 +87,9 @@ class App:
         swagger_css_url: str = pages.SWAGGER_CSS_URL,
         redoc_js_url: str = pages.REDOC_JS_URL,
     ) -> None:
-        self.router = Router()
+        self.router = Router(dependencies=dependencies)
+        # {original: replacement}, looked up per request by the injector (tests set it).
+        self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self.state = State()
         self.tasks = TaskRunner(task_threads, on_task_error)
         self.task_backend = task_backend

@@ -14,17 +14,18 @@ import functools
 import inspect
 import typing
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import anyio.to_thread
 
-from ._concurrency import callable_name, is_async_callable, run_in_thread
-from ._context import RequestContext
+from ._concurrency import callable_name, run_in_thread
+from ._context import RequestContext, Teardown
 from ._convert import (
     Converter,
     Invalid,
+    convert_each,
     is_body_type,
     is_sequence,
     item_type,
@@ -32,6 +33,7 @@ from ._convert import (
     string_converter,
     unwrap_optional,
 )
+from ._kinds import kind_of
 from .background import BackgroundTasks
 from .exceptions import ConfigurationError, RequestValidationError
 from .params import REQUIRED as _REQUIRED
@@ -76,19 +78,34 @@ __all__ = [
 ]
 
 _NO_BODY: Any = object()
+_UNREAD: Any = object()  # the body was not read: no body field so far needed it
 _INVALID_JSON: Any = object()
 
 
 class Solver:
-    """Per-request state while a plan runs: the request, the context, collected errors."""
+    """Per-request state while a plan runs: the request, the context, collected errors.
 
-    __slots__ = ("context", "errors", "json", "request")
+    ``overrides`` is the app's ``dependency_overrides``, read from ``request.scope["app"]``
+    unless given; ``exits`` holds the exit code of ``scope="function"`` generator
+    dependencies, run as soon as the handler returned.
+    """
 
-    def __init__(self, request: Request, context: RequestContext) -> None:
+    __slots__ = ("context", "errors", "exits", "json", "overrides", "request")
+
+    def __init__(
+        self,
+        request: Request,
+        context: RequestContext,
+        overrides: Mapping[Any, Callable[..., Any]] | None = None,
+    ) -> None:
         self.request = request
         self.context = context
         self.errors: list[dict[str, Any]] = []
-        self.json: Any = _NO_BODY
+        self.json: Any = _UNREAD
+        self.exits: list[Teardown] = []
+        if overrides is None:
+            overrides = getattr(request.scope.get("app"), "dependency_overrides", None)
+        self.overrides = overrides
 
 
 Extractor = Callable[[Solver], Any]
@@ -151,10 +168,13 @@ class Plan:
     call: Callable[..., Any]
     name: str
     mode: str  # "async", "sync", "gen", "agen"
-    dependencies: list[tuple[str, Dependency]] = field(default_factory=list)
+    # Named dependencies fill a parameter; those of ``dependencies=[...]`` have no name.
+    dependencies: list[tuple[str | None, Dependency]] = field(default_factory=list)
     extractors: list[tuple[str, tuple[Any, ...], Extractor]] = field(default_factory=list)
     body_fields: list[_BodyField] = field(default_factory=list)
     fields: list[ParamField] = field(default_factory=list)  # its own, not its dependencies'
+    # For a generator: the context-manager factory, built once here, not per request.
+    manager: Callable[..., Any] | None = None
 
 
 def request_fields(plan: Plan) -> list[ParamField]:
@@ -180,23 +200,49 @@ def body_embedded(plan: Plan) -> bool:
 
 @dataclass(slots=True)
 class Dependency:
-    """A ``Depends`` resolved at registration: its plan and caching policy."""
+    """A ``Depends`` resolved at registration: its plan, caching policy and scope.
+
+    ``path_params`` and ``where`` are kept to compile an override the first time it is
+    used; ``overridden`` maps each override seen so far to its plan.
+    """
 
     plan: Plan
     use_cache: bool
+    scope: str  # "request" or "function"
+    path_params: dict[str, type]
+    where: str
+    overridden: dict[Any, Plan] = field(default_factory=dict)
 
 
-def compile_plan(call: Callable[..., Any], path_params: dict[str, type], *, where: str) -> Plan:
+def compile_plan(
+    call: Callable[..., Any],
+    path_params: dict[str, type],
+    *,
+    where: str,
+    dependencies: Sequence[Any] = (),
+) -> Plan:
     """Analyse ``call``'s signature into a plan; raises ``ConfigurationError`` naming the
     parameter it cannot serve. ``path_params`` maps path parameter names to the type the
-    router's converter yields.
+    router's converter yields; ``dependencies`` are ``Depends(...)`` run before the
+    handler for their effects, their values discarded.
     """
     plan = _compile(call, path_params, where, stack=())
+    extra = Plan(call, plan.name, plan.mode)
+    for marker in dependencies:
+        if not isinstance(marker, DependsInfo) or marker.dependency is None:
+            raise ConfigurationError(f"{where}: dependencies=[...] takes Depends(callable) items")
+        _add_dependency(extra, None, marker, marker.dependency, path_params, where, ())
+    plan.dependencies[:0] = extra.dependencies
+    plan.body_fields[:0] = extra.body_fields
+    _settle_body(plan)
+    return plan
+
+
+def _settle_body(plan: Plan) -> None:
     # One key declared by the handler and by a dependency is one body field.
     embedded = len({body_field.key for body_field in plan.body_fields}) > 1
     for body_field in plan.body_fields:
         body_field.embedded = body_field.embedded or embedded
-    return plan
 
 
 def _compile(
@@ -204,20 +250,31 @@ def _compile(
 ) -> Plan:
     if call in stack:
         raise ConfigurationError(f"{where}: dependency cycle through {callable_name(call)}")
-    plan = Plan(call, callable_name(call), _mode(call, where))
+    if not callable(call):
+        raise ConfigurationError(f"{where}: {call!r} is not callable")
+    plan = Plan(call, callable_name(call), kind_of(call))
+    if plan.mode == "agen":
+        plan.manager = contextlib.asynccontextmanager(call)
+    elif plan.mode == "gen":
+        plan.manager = contextlib.contextmanager(call)
     for param in _signature(call, where).parameters.values():
         _compile_param(plan, param, path_params, f"{where}: parameter {param.name!r}", stack)
     return plan
 
 
-def _mode(call: Callable[..., Any], where: str) -> str:
-    if inspect.isasyncgenfunction(call):
-        return "agen"
-    if inspect.isgeneratorfunction(call):
-        return "gen"
-    if not callable(call):
-        raise ConfigurationError(f"{where}: {call!r} is not callable")
-    return "async" if is_async_callable(call) else "sync"
+def _add_dependency(
+    plan: Plan,
+    name: str | None,
+    marker: DependsInfo,
+    call: Callable[..., Any],
+    path_params: dict[str, type],
+    where: str,
+    stack: tuple[Any, ...],
+) -> None:
+    sub = _compile(call, path_params, where, (*stack, plan.call))
+    scope = marker.scope or "request"
+    plan.dependencies.append((name, Dependency(sub, marker.use_cache, scope, path_params, where)))
+    plan.body_fields.extend(sub.body_fields)
 
 
 def _signature(call: Callable[..., Any], where: str) -> inspect.Signature:
@@ -243,9 +300,7 @@ def _compile_param(
         dependency = marker.dependency or annotation
         if dependency is _REQUIRED or not callable(dependency):
             raise ConfigurationError(f"{where}: Depends() needs a callable or a class annotation")
-        sub = _compile(dependency, path_params, where, (*stack, plan.call))
-        plan.dependencies.append((param.name, Dependency(sub, marker.use_cache)))
-        plan.body_fields.extend(sub.body_fields)
+        _add_dependency(plan, param.name, marker, dependency, path_params, where, stack)
         return
     if marker is None:
         special = _special_extractor(annotation)
@@ -274,7 +329,7 @@ def _compile_param(
 
 def _split_annotation(param: inspect.Parameter) -> tuple[Any, DependsInfo | ParamInfo | None]:
     """The parameter's type and its marker, from ``Annotated[...]`` or from the default."""
-    annotation = param.annotation
+    annotation = _unalias(param.annotation)
     marker: DependsInfo | ParamInfo | None = None
     if typing.get_origin(annotation) is Annotated:
         annotation, *extras = typing.get_args(annotation)
@@ -282,6 +337,14 @@ def _split_annotation(param: inspect.Parameter) -> tuple[Any, DependsInfo | Para
     if isinstance(param.default, DependsInfo | ParamInfo):
         marker = param.default
     return annotation, marker
+
+
+def _unalias(annotation: Any) -> Any:
+    """``type UserDep = Annotated[...]`` (PEP 695, or typing_extensions' TypeAliasType)
+    stands for its value. Checked by name: ``typing.TypeAliasType`` is 3.12+ only."""
+    while type(annotation).__name__ == "TypeAliasType" and hasattr(annotation, "__value__"):
+        annotation = annotation.__value__
+    return annotation
 
 
 def _special_extractor(annotation: Any) -> Extractor | None:
@@ -369,12 +432,14 @@ def _string_extractor(
     missing = default_maker(default)
     if is_sequence(annotation):
         convert_item = string_converter(item_type(annotation), where)
+        origin = typing.get_origin(annotation) or annotation
+        build = origin if origin in (tuple, set, frozenset) else list
 
         def extract_many(solver: Solver) -> Any:
             values = getter(solver.request, key, True)
             if not values:
                 return missing()
-            return [convert_item(v) for v in values]
+            return build(convert_each(convert_item, enumerate(values)))
 
         return extract_many
     convert = string_converter(annotation, where)
@@ -435,6 +500,7 @@ async def read_body(solver: Solver) -> None:
     """Read and decode the JSON body once, before any extractor needs it."""
     raw = await solver.request.body()
     if not raw:
+        solver.json = _NO_BODY
         return
     try:
         solver.json = loads_json(raw)
@@ -449,7 +515,9 @@ async def solve(plan: Plan, solver: Solver) -> dict[str, Any]:
     """Compute the keyword arguments for ``plan.call``; errors go to ``solver.errors``."""
     kwargs: dict[str, Any] = {}
     for name, dependency in plan.dependencies:
-        kwargs[name] = await _resolve(dependency, solver)
+        value = await _resolve(dependency, solver)
+        if name is not None:
+            kwargs[name] = value
     extract_into(kwargs, plan, solver)
     return kwargs
 
@@ -477,6 +545,8 @@ def _error(loc: tuple[Any, ...], exc: Invalid) -> dict[str, Any]:
 
 async def _resolve(dependency: Dependency, solver: Solver) -> Any:
     plan = dependency.plan
+    if solver.overrides:
+        plan = await _overridden(dependency, solver)
     cache = solver.context.cache
     if dependency.use_cache and cache is not None and plan.call in cache:
         return cache[plan.call]
@@ -484,7 +554,7 @@ async def _resolve(dependency: Dependency, solver: Solver) -> Any:
     kwargs = await solve(plan, solver)
     if len(solver.errors) > errors_before:
         return None  # its own inputs are invalid: the 422 will say so; don't call it
-    value = await call_plan(plan, kwargs, solver.context)
+    value = await call_plan(plan, kwargs, solver, dependency.scope)
     if dependency.use_cache:
         # Re-read: resolving this dependency's own dependencies may have created the cache.
         if solver.context.cache is None:
@@ -493,21 +563,44 @@ async def _resolve(dependency: Dependency, solver: Solver) -> Any:
     return value
 
 
-async def call_plan(plan: Plan, kwargs: dict[str, Any], context: RequestContext) -> Any:
-    """Call ``plan.call`` the way its kind needs: await, worker thread, or context manager."""
+async def _overridden(dependency: Dependency, solver: Solver) -> Plan:
+    """The plan of the app's override for this dependency, compiled on first use."""
+    assert solver.overrides is not None
+    replacement = solver.overrides.get(dependency.plan.call)
+    if replacement is None:
+        return dependency.plan
+    plan = dependency.overridden.get(replacement)
+    if plan is None:
+        plan = compile_plan(replacement, dependency.path_params, where=dependency.where)
+        dependency.overridden[replacement] = plan
+    if plan.body_fields and solver.json is _UNREAD:
+        await read_body(solver)  # the original did not need the body; its override does
+    return plan
+
+
+async def call_plan(
+    plan: Plan, kwargs: dict[str, Any], solver: Solver, scope: str = "request"
+) -> Any:
+    """Call ``plan.call`` the way its kind needs: await, worker thread, or context manager.
+
+    A generator's exit code is registered as a teardown of the request, or, with
+    ``scope="function"``, of the handler's call (``solver.exits``).
+    """
     mode = plan.mode
     if mode == "async":
         return await plan.call(**kwargs)
     if mode == "sync":
         return await anyio.to_thread.run_sync(functools.partial(plan.call, **kwargs))
+    teardowns = solver.exits if scope == "function" else solver.context.teardowns
+    assert plan.manager is not None
     if mode == "agen":
-        manager = contextlib.asynccontextmanager(plan.call)(**kwargs)
+        manager = plan.manager(**kwargs)
         value = await manager.__aenter__()
-        context.teardowns.append(functools.partial(_exit_async, manager))
+        teardowns.append(functools.partial(_exit_async, manager))
         return value
-    sync_manager = contextlib.contextmanager(plan.call)(**kwargs)
+    sync_manager = plan.manager(**kwargs)
     value = await run_in_thread(sync_manager.__enter__)
-    context.teardowns.append(functools.partial(_exit_sync, sync_manager))
+    teardowns.append(functools.partial(_exit_sync, sync_manager))
     return value
 
 
@@ -526,15 +619,41 @@ async def _exit_sync(
 
 
 async def run_endpoint(plan: Plan, solver: Solver) -> Any:
-    """Solve the endpoint's parameters, raise one 422 listing every error, then call it."""
-    if plan.body_fields:
-        await read_body(solver)
-    if plan.dependencies:
-        kwargs = await solve(plan, solver)
-    else:
-        kwargs = extract_into({}, plan, solver)
-    if solver.errors:
-        raise RequestValidationError(solver.errors)
-    if plan.mode == "async":
-        return await plan.call(**kwargs)
-    return await call_plan(plan, kwargs, solver.context)
+    """Solve the endpoint's parameters, raise one 422 listing every error, then call it.
+
+    The exit code of ``scope="function"`` dependencies runs before this returns, with
+    the handler's exception if it raised; what that code raises replaces it.
+    """
+    try:
+        if plan.body_fields:
+            await read_body(solver)
+        if plan.dependencies:
+            kwargs = await solve(plan, solver)
+        else:
+            kwargs = extract_into({}, plan, solver)
+        if solver.errors:
+            raise RequestValidationError(solver.errors)
+        if plan.mode == "async":
+            result = await plan.call(**kwargs)
+        else:
+            result = await call_plan(plan, kwargs, solver)
+    except BaseException as exc:
+        if solver.exits:
+            await _exit_function_scope(solver, exc)
+        raise
+    if solver.exits:
+        await _exit_function_scope(solver, None)
+    return result
+
+
+async def _exit_function_scope(solver: Solver, exc: BaseException | None) -> None:
+    """Run the function-scoped exit code, last entered first; raise what it raised."""
+    error = exc
+    while solver.exits:
+        exit_code = solver.exits.pop()
+        try:
+            await exit_code(error)
+        except Exception as raised:
+            error = raised
+    if error is not exc and error is not None:
+        raise error

@@ -15,7 +15,8 @@ _IMPORT = re.compile(r"^from asgi_bg(\.security)? import (.*)$", re.MULTILINE)
 
 def fastapi_twin(module_name: str) -> types.ModuleType:
     """``module_name`` imported again with its import line changed to FastAPI's: the same
-    source, as a FastAPI user would have written it (``App`` is ``FastAPI``, ``Router`` its ``APIRouter``)."""
+    source, as a FastAPI user would have written it (``App`` is ``FastAPI``, ``Router``
+    is ``APIRouter``)."""
     spec = importlib.util.find_spec(module_name)
     assert spec is not None and spec.loader is not None and spec.origin is not None
     source = spec.loader.get_source(module_name)  # type: ignore[attr-defined]

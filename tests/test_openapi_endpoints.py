@@ -95,7 +95,9 @@ async def test_root_path_is_the_first_server_and_prefixes_the_pages() -> None:
     ]
     assert '"url": "/api/openapi.json"' in page
     assert '"/api/docs/oauth2-redirect"' in page
-    assert app.openapi()["servers"] == [{"url": "https://shop.example", "description": "production"}]
+    assert app.openapi()["servers"] == [
+        {"url": "https://shop.example", "description": "production"}
+    ]
 
 
 async def test_a_mounted_app_serves_its_own_docs_under_its_prefix() -> None:

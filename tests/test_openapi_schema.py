@@ -62,11 +62,33 @@ class Pet(pydantic.BaseModel):
 
 
 SAME_AS_PYDANTIC = [
-    str, int, float, bool, bytes, uuid.UUID, datetime.datetime, datetime.date,
-    datetime.time, datetime.timedelta, decimal.Decimal, Any,
-    int | None, str | int, list[int], list, set[str], frozenset[int], tuple[int, ...],
-    tuple[int, str], dict, dict[str, int], dict[str, Any],
-    Literal["a"], Literal["a", "b"], Literal[1, 2], Literal["a", 1],
+    str,
+    int,
+    float,
+    bool,
+    bytes,
+    uuid.UUID,
+    datetime.datetime,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    decimal.Decimal,
+    Any,
+    int | None,
+    str | int,
+    list[int],
+    list,
+    set[str],
+    frozenset[int],
+    tuple[int, ...],
+    tuple[int, str],
+    dict,
+    dict[str, int],
+    dict[str, Any],
+    Literal["a"],
+    Literal["a", "b"],
+    Literal[1, 2],
+    Literal["a", 1],
 ]
 
 
@@ -94,7 +116,11 @@ def test_a_recursive_dataclass_refers_to_itself() -> None:
     registry = SchemaRegistry()
     registry.schema(Tree)
     subtrees = registry.components["Tree"]["properties"]["subtrees"]
-    assert subtrees == {"type": "array", "items": {"$ref": REF_PREFIX + "Tree"}, "title": "Subtrees"}
+    assert subtrees == {
+        "type": "array",
+        "items": {"$ref": REF_PREFIX + "Tree"},
+        "title": "Subtrees",
+    }
 
 
 def test_two_types_of_one_name_get_two_components() -> None:
@@ -102,8 +128,11 @@ def test_two_types_of_one_name_get_two_components() -> None:
     second = dataclasses.make_dataclass("Thing", [("b", str)])
     registry = SchemaRegistry()
     refs = [registry.schema(first), registry.schema(second), registry.schema(first)]
-    assert refs == [{"$ref": REF_PREFIX + "Thing"}, {"$ref": REF_PREFIX + "Thing2"},
-                    {"$ref": REF_PREFIX + "Thing"}]
+    assert refs == [
+        {"$ref": REF_PREFIX + "Thing"},
+        {"$ref": REF_PREFIX + "Thing2"},
+        {"$ref": REF_PREFIX + "Thing"},
+    ]
 
 
 def table() -> App:
@@ -154,11 +183,19 @@ def test_constraints_become_json_schema_keywords() -> None:
     params = table().openapi()["paths"]["/checks/{code}"]["get"]["parameters"]
     by_name = {p["name"]: p for p in params}
     assert by_name["code"]["schema"] == {
-        "type": "string", "minLength": 2, "maxLength": 4, "pattern": "^[A-Z]+$", "title": "Code"
+        "type": "string",
+        "minLength": 2,
+        "maxLength": 4,
+        "pattern": "^[A-Z]+$",
+        "title": "Code",
     }
     assert by_name["count"]["schema"] == {
-        "type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 10, "multipleOf": 2,
-        "default": 2, "title": "Count",
+        "type": "integer",
+        "exclusiveMinimum": 0,
+        "exclusiveMaximum": 10,
+        "multipleOf": 2,
+        "default": 2,
+        "title": "Count",
     }
     assert by_name["ratio"]["schema"] == {
         "anyOf": [{"type": "number", "minimum": 0.5, "maximum": 1.5}, {"type": "null"}],
@@ -172,10 +209,20 @@ def test_constraints_become_json_schema_keywords() -> None:
     assert "hidden" not in by_name
     assert by_name["X-Request-ID"]["in"] == "header"
     assert by_name["theme"] == {
-        "name": "theme", "in": "cookie", "required": False,
+        "name": "theme",
+        "in": "cookie",
+        "required": False,
         "schema": {"$ref": REF_PREFIX + "Colour", "default": "red"},
     }
-    assert [p["in"] for p in params] == ["path", "query", "query", "query", "query", "header", "cookie"]
+    assert [p["in"] for p in params] == [
+        "path",
+        "query",
+        "query",
+        "query",
+        "query",
+        "header",
+        "cookie",
+    ]
 
 
 def test_bodies_and_responses() -> None:
@@ -193,8 +240,12 @@ def test_bodies_and_responses() -> None:
     assert pair == {"$ref": REF_PREFIX + "Body_pair_pair_put"}
     assert schemas["Body_pair_pair_put"]["required"] == ["left"]
     page = paths["/page"]["get"]["responses"]
-    assert page == {"200": {"description": "Successful Response",
-                            "content": {"text/html": {"schema": {"type": "string"}}}}}
+    assert page == {
+        "200": {
+            "description": "Successful Response",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        }
+    }
     fell = paths["/trees/{tree_id}"]["delete"]
     assert fell["parameters"][0]["schema"] == {"type": "integer", "title": "Tree Id"}
     assert fell["responses"]["204"] == {"description": "Successful Response"}

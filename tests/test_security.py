@@ -53,8 +53,9 @@ CASES: list[tuple[str, dict[str, str], dict[str, str], dict[str, str]]] = [
 ]
 
 
-async def answer(app: Any, path: str, headers: dict[str, str], query: dict[str, str],
-                 cookies: dict[str, str]) -> tuple[int, Any, str | None]:
+async def answer(
+    app: Any, path: str, headers: dict[str, str], query: dict[str, str], cookies: dict[str, str]
+) -> tuple[int, Any, str | None]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://test", cookies=cookies
@@ -66,8 +67,7 @@ async def answer(app: Any, path: str, headers: dict[str, str], query: dict[str, 
 @pytest.mark.parametrize("kind", ["required", "optional"])
 @pytest.mark.parametrize(("scheme", "headers", "query", "cookies"), CASES)
 async def test_same_answer_as_fastapi(
-    kind: str, scheme: str, headers: dict[str, str], query: dict[str, str],
-    cookies: dict[str, str]
+    kind: str, scheme: str, headers: dict[str, str], query: dict[str, str], cookies: dict[str, str]
 ) -> None:
     path = f"/{kind}/{scheme}"
     ours = await answer(openapi_guarded.app, path, headers, query, cookies)

@@ -11,6 +11,7 @@ import typing
 
 from ..requests import Request
 from ..responses import HTMLResponse, JSONResponse, Response
+from ..routing import Route
 from .document import build_document, with_root_path
 from .pages import OAUTH2_REDIRECT_HTML, redoc_html, swagger_ui_html
 from .schema import SchemaRegistry
@@ -74,5 +75,6 @@ def _install_swagger_ui(app: App, docs_url: str, openapi_url: str) -> None:
 
 
 def _hidden_route(app: App, path: str, endpoint: typing.Callable[..., typing.Any]) -> None:
-    route = app.router.add_route(path, endpoint, ("GET",))
-    route.include_in_schema = False  # type: ignore[attr-defined]
+    # Added as a plain route, outside the app's group options, as FastAPI does: an
+    # app-wide ``dependencies=[...]`` (an auth check, say) does not lock the docs out.
+    app.router._add(Route(path, endpoint, methods=("GET",), include_in_schema=False))

@@ -50,12 +50,10 @@ def build_document(app: App) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     taken: set[str] = set()
     for route in app.router.routes:
-        if not getattr(route, "include_in_schema", True):
+        if not route.include_in_schema:
             continue
         for method in sorted(route.methods):
-            operation_id = _unique(
-                getattr(route, "operation_id", None) or default_operation_id(route, method), taken
-            )
+            operation_id = _unique(route.operation_id or default_operation_id(route, method), taken)
             operation = builder.operation(route, method, operation_id)
             paths.setdefault(openapi_path(route.path), {})[method.lower()] = operation
     document: dict[str, Any] = {"openapi": "3.1.0", "info": _info(app)}

@@ -7,15 +7,15 @@ and its response class. Nothing here runs per request.
 
 from __future__ import annotations
 
+import enum
 import http
-import inspect
 import re
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..injection import ParamField, Plan, body_embedded, request_fields
-from ..responses import JSONResponse, Response
+from ..responses import JSONResponse
 from ..routing import Route
 from ..security import SecurityBase
 from .schema import (
@@ -64,13 +64,11 @@ class OperationBuilder:
     def operation(self, route: Route, method: str, operation_id: str) -> dict[str, Any]:
         """The Operation Object of ``route`` for ``method``."""
         op: dict[str, Any] = {}
-        tags = getattr(route, "tags", None)
-        if tags:
-            op["tags"] = [str(t) for t in tags]
-        op["summary"] = getattr(route, "summary", None) or title_of(route.name)
-        description = getattr(route, "description", None) or _docstring(route.endpoint)
-        if description:
-            op["description"] = description
+        if route.tags:
+            op["tags"] = [t.value if isinstance(t, enum.Enum) else str(t) for t in route.tags]
+        op["summary"] = route.summary or title_of(route.name)
+        if route.description:
+            op["description"] = route.description
         op["operationId"] = operation_id
         fields = [f for f in request_fields(route.plan) if _shown(f)]
         parameters = self._parameters(route, fields)
@@ -81,7 +79,7 @@ class OperationBuilder:
             op["requestBody"] = body
         validates = bool(route.compiled.converters or fields)
         op["responses"] = self._responses(route, operation_id, validates)
-        if getattr(route, "deprecated", None):
+        if route.deprecated:
             op["deprecated"] = True
         security = self._security(route.plan)
         if security:
@@ -180,14 +178,16 @@ class OperationBuilder:
     # --- responses --------------------------------------------------------------------
 
     def _responses(self, route: Route, operation_id: str, validates: bool) -> dict[str, Any]:
-        responses: dict[str, Any] = {str(route.status_code): self._main_response(route, operation_id)}
+        responses: dict[str, Any] = {
+            str(route.status_code): self._main_response(route, operation_id)
+        }
         if validates:
             self.validates = True
             responses["422"] = {
                 "description": "Validation Error",
                 "content": {"application/json": {"schema": dict(VALIDATION_ERROR_REF)}},
             }
-        for code, extra in (getattr(route, "responses", None) or {}).items():
+        for code, extra in route.responses.items():
             responses[str(code)] = self._extra_response(code, extra, route)
         return responses
 
@@ -200,15 +200,14 @@ class OperationBuilder:
             response["content"] = {media_type: {"schema": {"type": "string"}}}
             return response
         schema: Schema = {}
-        model = _response_model(route)
-        if model is not None:
-            schema = self.registry.schema(model)
+        if route.response_model is not None:
+            schema = self.registry.schema(route.response_model)
             if not refers(schema):
                 schema["title"] = "Response " + title_of(operation_id)
         response["content"] = {media_type: {"schema": schema}}
         return response
 
-    def _extra_response(self, code: Any, extra: dict[str, Any], route: Route) -> dict[str, Any]:
+    def _extra_response(self, code: Any, extra: Mapping[str, Any], route: Route) -> dict[str, Any]:
         """An entry of ``responses=``: ``description``, ``model`` and ``content`` merged."""
         response = {k: v for k, v in extra.items() if k != "model"}
         if "description" not in response:
@@ -269,22 +268,6 @@ def _is_upload(annotation: Any) -> bool:
     return is_upload(annotation) or any(is_upload(a) for a in typing.get_args(annotation))
 
 
-def _response_model(route: Route) -> Any:
-    model = getattr(route, "response_model", None)
-    if model is not None:
-        return model
-    try:
-        hints = typing.get_type_hints(route.endpoint)
-    except (NameError, TypeError):
-        return None
-    returned = hints.get("return")
-    if returned is None or returned is type(None):
-        return None
-    if isinstance(returned, type) and issubclass(returned, Response):
-        return None
-    return returned
-
-
 def _has_body(status: int) -> bool:
     return status >= 200 and status not in (204, 304)
 
@@ -294,10 +277,3 @@ def _status_phrase(code: Any) -> str:
         return http.HTTPStatus(int(code)).phrase
     except ValueError:
         return "Additional Response"
-
-
-def _docstring(endpoint: Any) -> str | None:
-    doc = inspect.getdoc(endpoint)
-    if not doc:
-        return None
-    return doc.split("\f")[0].strip()  # FastAPI: text after a form feed is for code only

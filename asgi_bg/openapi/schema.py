@@ -97,7 +97,12 @@ class SchemaRegistry:
             return {"type": "object", "additionalProperties": extra}
         if origin is tuple and args and args[-1] is not Ellipsis:
             items = [self.schema(a) for a in args]
-            return {"type": "array", "prefixItems": items, "minItems": len(items), "maxItems": len(items)}
+            return {
+                "type": "array",
+                "prefixItems": items,
+                "minItems": len(items),
+                "maxItems": len(items),
+            }
         if origin in (list, tuple, set, frozenset, Sequence):
             schema: Schema = {"type": "array", "items": self.schema(args[0]) if args else {}}
             if origin in (set, frozenset):
@@ -205,12 +210,12 @@ def _enum_schema(cls: type[enum.Enum]) -> Schema:
     return schema
 
 
-def _own_doc(cls: Any) -> str | None:
+def _own_doc(cls: type) -> str | None:
     """The class's own docstring, not an inherited or a generated one."""
     doc = cls.__dict__.get("__doc__")
     if not doc or (dataclasses.is_dataclass(cls) and doc.startswith(cls.__name__ + "(")):
         return None
-    if isinstance(cls, type) and issubclass(cls, enum.Enum) and doc == enum.Enum.__doc__:
+    if issubclass(cls, enum.Enum) and doc == enum.Enum.__doc__:
         return None
     return inspect.cleandoc(doc)
 
