@@ -55,7 +55,7 @@ def pagination(skip: int = 0, limit: Annotated[int, Query(ge=1, le=100)] = 10) -
     return {"skip": skip, "limit": limit}
 
 
-@app.get("/items/{item_id}")
+@app.get("/items/{item_id}", tags=["items"], responses={404: {"description": "No such item"}})
 async def read_item(
     item_id: Annotated[int, Path(ge=1, description="The item's number")],
     q: Annotated[str | None, Query(max_length=20, pattern="^[a-z]+$")] = None,
@@ -65,13 +65,13 @@ async def read_item(
     return Item("x", 1.0)
 
 
-@app.get("/items")
+@app.get("/items", tags=["items"], summary="All the items", response_model=list[Item])
 async def list_items(
     page: Annotated[dict[str, int], Depends(pagination)],
     tags: Annotated[list[str], Query(alias="tag")] = [],  # noqa: B006
     size: Size | None = None,
     order: Literal["asc", "desc"] = "asc",
-) -> list[Item]:
+) -> list[dict[str, str]]:
     return []
 
 
@@ -90,7 +90,7 @@ async def replace_item(
     return {"item_id": item_id}
 
 
-@app.delete("/items/{item_id}", status_code=204)
+@app.delete("/items/{item_id}", status_code=204, deprecated=True, operation_id="drop")
 async def delete_item(item_id: int, key: Annotated[str, Depends(api_key)]) -> None:
     return None
 
@@ -105,7 +105,7 @@ async def add_address(address: Annotated[dict[str, str], Body(embed=True)]) -> A
     return {"street": address["street"], "zip_code": 0}
 
 
-@app.get("/session")
+@app.get("/session", responses={403: {"model": Category}})
 async def session(
     session_id: Annotated[str | None, Cookie()] = None,
     basic: Annotated[object, Depends(HTTPBasic())] = None,
@@ -113,7 +113,11 @@ async def session(
     return {"session": session_id}
 
 
-users = Router(prefix="/users")
+def audit() -> None:
+    return None
+
+
+users = Router(prefix="/users", tags=["users"], dependencies=[Depends(audit)])
 
 
 @users.get("/{user_id}")
@@ -126,9 +130,14 @@ def read_user(user_id: str, verbose: bool = False) -> dict[str, str]:
     return {"user_id": user_id}
 
 
-@users.get("/me/ping")
+@users.get("/me/ping", include_in_schema=False)
 async def ping() -> str:
     return "pong"
 
 
 app.include_router(users)
+
+
+@app.get("/health", include_in_schema=False)
+async def health() -> str:
+    return "ok"
