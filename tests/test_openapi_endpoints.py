@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from openapi_support import checked
 
-from asgi_bg import App, Router
+from asgi_bg import App, Depends, HTTPException, Router
 from asgi_bg.testing import AsyncTestClient
 
 pytestmark = pytest.mark.anyio
@@ -156,3 +156,20 @@ async def test_page_title_cannot_break_out_of_the_html() -> None:
         page = (await client.get("/docs")).text
     assert "<script>alert(1)" not in page
     assert "&lt;/title&gt;&lt;script&gt;" in page
+
+
+async def test_app_wide_dependencies_do_not_guard_the_docs() -> None:
+    def staff_only() -> None:
+        raise HTTPException(403, "Staff only")
+
+    app = App(dependencies=[Depends(staff_only)])
+
+    @app.get("/private")
+    async def private() -> str:
+        return "secret"
+
+    async with AsyncTestClient(app) as client:
+        assert (await client.get("/private")).status_code == 403
+        for path in ("/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"):
+            assert (await client.get(path)).status_code == 200
+    assert [route.path for route in app.router.routes] == ["/private"]

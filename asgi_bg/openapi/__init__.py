@@ -1,8 +1,9 @@
 """OpenAPI for asgi_bg apps: the document, and the endpoints that serve it and the docs.
 
 ``App(...)`` calls ``install_endpoints`` once: it adds up to four static routes (the
-document, Swagger UI, its OAuth2 redirect page, ReDoc), hidden from the document. Static
-routes are one dict entry each, so the other routes' requests cost nothing more.
+document, Swagger UI, its OAuth2 redirect page, ReDoc), hidden from the document and
+from ``app.router.routes``. Static routes are one dict entry each, so the other routes'
+requests cost nothing more.
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ def _install_swagger_ui(app: App, docs_url: str, openapi_url: str) -> None:
 
 
 def _hidden_route(app: App, path: str, endpoint: typing.Callable[..., typing.Any]) -> None:
-    # Added as a plain route, outside the app's group options, as FastAPI does: an
-    # app-wide ``dependencies=[...]`` (an auth check, say) does not lock the docs out.
-    app.router._add(Route(path, endpoint, methods=("GET",), include_in_schema=False))
+    # Made outside the app's group options, as FastAPI does: an app-wide
+    # ``dependencies=[...]`` (an auth check, say) does not lock the docs out. Served, but
+    # kept off ``app.router.routes``: that list is the app's own routes.
+    route = Route(path, endpoint, methods=("GET",), include_in_schema=False)
+    app.router._add(route)
+    app.router.routes.remove(route)
