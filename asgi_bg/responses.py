@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import decimal
 import enum
 import functools
 import hashlib
@@ -146,9 +147,7 @@ class Response:
         context = scope.get(CONTEXT_KEY)
         if context is None:
             return self.background is None
-        context.started = True
-        if self.background is not None:
-            context.add_response_background(self.background)
+        context.response_started(self.background)
         return True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -163,9 +162,17 @@ class Response:
             )
             await send({"type": "http.response.body", "body": self.body})
         except OSError:
-            pass  # ASGI 2.4: the client is gone; the handler succeeded, so tasks still run
+            return  # ASGI 2.4: the client is gone; the handler succeeded, so tasks still run
+        if handed_over and CONTEXT_KEY in scope:
+            scope[CONTEXT_KEY].body_sent()
         if not handed_over:
             await _run_detached_background(self.background)
+
+
+def _reporting(scope: Scope, send: Send) -> Send:
+    """``send`` reporting the end of a streamed body to the request's context, if any."""
+    context = scope.get(CONTEXT_KEY)
+    return send if context is None else context.tracking(send)
 
 
 async def _run_detached_background(background: Background) -> None:
@@ -215,6 +222,18 @@ def json_default(obj: Any) -> Any:
         return list(obj)
     if isinstance(obj, bytes):
         return obj.decode("utf-8")
+    return _json_default_more(obj)
+
+
+def _json_default_more(obj: Any) -> Any:
+    """Decimal and timedelta as FastAPI's encoder writes them; a pydantic model by its
+    own ``model_dump`` (told by the method, so pydantic is never imported here)."""
+    if isinstance(obj, decimal.Decimal):
+        return int(obj) if obj == obj.to_integral_value() else float(obj)
+    if isinstance(obj, datetime.timedelta):
+        return obj.total_seconds()
+    if callable(getattr(obj, "model_dump", None)):
+        return obj.model_dump(mode="json")
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
@@ -276,6 +295,7 @@ class StreamingResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handed_over = self.hand_over_background(scope)
+        send = _reporting(scope, send)
         if await self._send_start(send):
             await self._stream_with_disconnect_watch(receive, send)
         if not handed_over:
@@ -391,6 +411,7 @@ class FileResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         info = await self._stat()
         handed_over = self.hand_over_background(scope)
+        send = _reporting(scope, send)
         headers = self.raw_headers + _file_headers(info)
         await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
         if scope.get("method") == "HEAD":

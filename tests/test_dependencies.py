@@ -151,7 +151,6 @@ async def test_a_function_scoped_exit_code_shapes_the_answer_to_a_handler_error(
     assert response.json() == {"detail": "Owner error: Rick"}
 
 
-@pytest.mark.xfail(reason="lead's lifecycle change", strict=True)
 async def test_a_request_scoped_exit_code_shapes_the_answer_to_a_handler_error() -> None:
     client = AsyncTestClient(_owner_app(None), raise_server_exceptions=False)
     response = await client.get("/items/portal-gun")
