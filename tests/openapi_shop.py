@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
+from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
 from asgi_bg import App, Body, Cookie, Depends, Header, Path, Query, Router
@@ -43,6 +44,14 @@ class NewCategory:
 class Address(TypedDict):
     street: str
     zip_code: int
+
+
+class Review(BaseModel):
+    """A customer's review."""
+
+    stars: int = Field(ge=1, le=5)
+    text: str = ""
+    size: Size | None = None
 
 
 app = App(title="Shop", version="2.0.0")
@@ -101,8 +110,8 @@ async def create_category(category: NewCategory) -> Category:
 
 
 @app.post("/addresses")
-async def add_address(address: Annotated[dict[str, str], Body(embed=True)]) -> Address:
-    return {"street": address["street"], "zip_code": 0}
+async def add_address(address: Annotated[Address, Body(embed=True)]) -> Address:
+    return address
 
 
 @app.get("/session", responses={403: {"model": Category}})
@@ -111,6 +120,11 @@ async def session(
     basic: Annotated[object, Depends(HTTPBasic())] = None,
 ) -> dict[str, str | None]:
     return {"session": session_id}
+
+
+@app.post("/items/{item_id}/reviews", response_model=list[Review])
+async def review_item(item_id: int, review: Review) -> list[Review]:
+    return [review]
 
 
 def audit() -> None:

@@ -147,8 +147,16 @@ class SchemaRegistry:
     def _pydantic_schema(self, model: Any) -> Schema:
         schema: Schema = model.model_json_schema(ref_template=REF_PREFIX + "{model}")
         for name, sub in schema.pop("$defs", {}).items():
-            self.components.setdefault(name, sub)
-        return schema
+            self.components.setdefault(name, _without_null_defaults(sub))
+        return _without_null_defaults(schema)
+
+
+def _without_null_defaults(schema: Schema) -> Schema:
+    """pydantic's schema as FastAPI writes it: no ``"default": null`` on a field."""
+    for prop in schema.get("properties", {}).values():
+        if "default" in prop and prop["default"] is None:
+            del prop["default"]
+    return schema
 
 
 _NO_DEFAULT: Any = object()
