@@ -19,6 +19,7 @@ from openapi_support import checked
 from typing_extensions import TypedDict
 
 from asgi_bg import App, Body, Cookie, Header, HTMLResponse, Path, Query
+from asgi_bg.injection import ParamField
 from asgi_bg.openapi.schema import REF_PREFIX, SchemaRegistry
 
 
@@ -249,3 +250,49 @@ def test_bodies_and_responses() -> None:
     fell = paths["/trees/{tree_id}"]["delete"]
     assert fell["parameters"][0]["schema"] == {"type": "integer", "title": "Tree Id"}
     assert fell["responses"]["204"] == {"description": "Successful Response"}
+
+
+class UploadFile:
+    """Stands for the forms module's ``UploadFile``, which OpenAPI tells by name."""
+
+
+def test_form_and_file_fields_make_a_form_body() -> None:
+    # The forms helper's ``Form()``/``File()`` markers record fields of source "form" and
+    # "file" in the plan; here they are recorded by hand, as those markers will.
+    app = App()
+
+    @app.post("/login")
+    async def login() -> None:
+        return None
+
+    @app.post("/upload")
+    async def upload() -> None:
+        return None
+
+    login_route, upload_route = app.router.routes
+    login_route.plan.fields += [
+        ParamField("username", "form", "username", str, True, None, None),
+        ParamField("remember", "form", "remember", bool, False, False, None),
+    ]
+    upload_route.plan.fields += [
+        ParamField("note", "form", "note", str | None, False, None, None),
+        ParamField("files", "file", "files", list[UploadFile], True, None, None),
+    ]
+    document = checked(app.openapi())
+    login_body = document["paths"]["/login"]["post"]["requestBody"]
+    assert login_body == {
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {"$ref": REF_PREFIX + "Body_login_login_post"}
+            }
+        },
+        "required": True,
+    }
+    upload_content = document["paths"]["/upload"]["post"]["requestBody"]["content"]
+    assert list(upload_content) == ["multipart/form-data"]
+    files = document["components"]["schemas"]["Body_upload_upload_post"]["properties"]["files"]
+    assert files == {
+        "type": "array",
+        "items": {"type": "string", "format": "binary"},
+        "title": "Files",
+    }
