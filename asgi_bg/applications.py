@@ -57,8 +57,9 @@ class App:
         dependencies: ``Depends(...)`` run before every route's handler, values discarded.
         title, version, description, servers, openapi_tags: the OpenAPI document's
             ``info``, ``servers`` and ``tags`` (see ``docs/openapi.md``).
-        openapi_url, docs_url, redoc_url: where the document, Swagger UI and ReDoc are
-            served; None turns one off (no document, no docs pages).
+        openapi_url, docs_url, redoc_url, swagger_ui_oauth2_redirect_url: where the
+            document, Swagger UI, ReDoc and Swagger UI's OAuth2 redirect page are served;
+            None turns one off (``openapi_url=None``: no document and no docs pages).
         swagger_js_url, swagger_css_url, redoc_js_url: the docs pages' assets, for a
             deployment that serves its own copies.
     """
