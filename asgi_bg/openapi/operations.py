@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..injection import ParamField, Plan, body_embedded, request_fields
+from ..params import ParamInfo
 from ..responses import JSONResponse
 from ..routing import Route
 from ..security import SecurityBase
@@ -121,8 +122,11 @@ class OperationBuilder:
         info = field.info
         if info is not None:
             _apply_checks(schema, info)
-            for key in ("description", "examples", "deprecated"):
-                value = getattr(info, key, None)
+            for key, value in (
+                ("description", info.description),
+                ("examples", info.examples),
+                ("deprecated", info.deprecated),
+            ):
                 if value:
                     schema[key] = value
         if not field.required and field.default is not None:
@@ -131,7 +135,7 @@ class OperationBuilder:
         # As FastAPI: a parameter's schema has a title unless it is a bare reference; a
         # body field's (pydantic's rule) none when it refers to a named type at all.
         untitled = refers(schema) if field.source not in _PARAM_ORDER else "$ref" in schema
-        title = getattr(info, "title", None)
+        title = info.title if info is not None else None
         if title or not untitled:
             schema["title"] = title or title_of(_wire_name(field))
         return schema
@@ -239,18 +243,18 @@ def _security_schemes(plan: Plan) -> Iterator[SecurityBase]:
 
 
 def _shown(field: ParamField) -> bool:
-    return field.info is None or getattr(field.info, "include_in_schema", True)
+    return field.info is None or field.info.include_in_schema
 
 
 def _wire_name(field: ParamField) -> str:
     # The header's own spelling when an alias gives one; the plan keeps it lower-cased.
-    alias = getattr(field.info, "alias", None)
+    alias = field.info.alias if field.info is not None else None
     return alias if field.source == "header" and alias else field.key
 
 
-def _apply_checks(schema: Schema, info: Any) -> None:
+def _apply_checks(schema: Schema, info: ParamInfo) -> None:
     """Put the marker's checks on the schema (on its non-null member when optional)."""
-    checks = info.checks() if hasattr(info, "checks") else {}
+    checks = info.checks()
     if not checks:
         return
     targets = [m for m in schema.get("anyOf", [schema]) if m.get("type") != "null"]
