@@ -90,6 +90,10 @@ SAME_AS_PYDANTIC = [
     Literal["a", "b"],
     Literal[1, 2],
     Literal["a", 1],
+    # Types only pydantic knows (the app validates them with pydantic too).
+    pydantic.AnyUrl,
+    Annotated[int, pydantic.Field(ge=3)],
+    list[Annotated[str, pydantic.Field(max_length=2)]],
 ]
 
 
@@ -111,6 +115,13 @@ def test_named_types_are_components_equal_to_pydantics(named: type) -> None:
             if "default" in prop and prop["default"] is None:
                 del prop["default"]
     assert registry.components == defs
+
+
+def test_a_type_nothing_can_describe_is_any_value() -> None:
+    class Opaque:
+        pass
+
+    assert SchemaRegistry().schema(Opaque) == {}
 
 
 def test_a_recursive_dataclass_refers_to_itself() -> None:

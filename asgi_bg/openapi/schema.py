@@ -13,6 +13,7 @@ import datetime
 import decimal
 import enum
 import inspect
+import sys
 import types
 import typing
 import uuid
@@ -74,7 +75,8 @@ class SchemaRegistry:
 
     def schema(self, annotation: Any) -> Schema:
         """The JSON Schema of ``annotation`` (a fresh dict the caller may extend)."""
-        annotation = _strip_annotated(annotation)
+        if typing.get_origin(annotation) is Annotated:
+            return self._annotated(annotation)
         if _hashable(annotation) and annotation in _SCALARS:
             return dict(_SCALARS[annotation])
         if is_upload(annotation):
@@ -108,7 +110,7 @@ class SchemaRegistry:
             if origin in (set, frozenset):
                 schema["uniqueItems"] = True
             return schema
-        return {}  # a type the document cannot describe: any value
+        return self._adapted(annotation)
 
     def _component(self, cls: Any) -> str:
         name = self._names.get(cls)
@@ -144,8 +146,35 @@ class SchemaRegistry:
             schema["description"] = doc
         return schema
 
+    def _annotated(self, annotation: Any) -> Schema:
+        """``Annotated[T, ...]``: pydantic's reading when it holds pydantic's metadata
+        (``Field(ge=1)``, say), else ``T``'s schema (asgi_bg's markers say nothing more
+        here: the parameter's checks are applied from its marker)."""
+        inner, *extras = typing.get_args(annotation)
+        if any(type(e).__module__.startswith(("pydantic", "annotated_types")) for e in extras):
+            adapted = self._adapted(annotation)
+            if adapted:
+                return adapted
+        return self.schema(inner)
+
     def _pydantic_schema(self, model: Any) -> Schema:
         schema: Schema = model.model_json_schema(ref_template=REF_PREFIX + "{model}")
+        return self._hoisted(schema)
+
+    def _adapted(self, annotation: Any) -> Schema:
+        """Another type: pydantic's schema when pydantic is loaded and knows it (the app
+        then validates it with pydantic too), else ``{}``, any value."""
+        pydantic = sys.modules.get("pydantic")
+        if pydantic is None:
+            return {}
+        try:
+            adapter = pydantic.TypeAdapter(annotation)
+            schema: Schema = adapter.json_schema(ref_template=REF_PREFIX + "{model}")
+        except Exception:  # pydantic cannot describe it either: any value
+            return {}
+        return self._hoisted(schema)
+
+    def _hoisted(self, schema: Schema) -> Schema:
         for name, sub in schema.pop("$defs", {}).items():
             self.components.setdefault(name, _without_null_defaults(sub))
         return _without_null_defaults(schema)
@@ -251,12 +280,6 @@ def refers(schema: Schema) -> bool:
         return True
     members = schema.get("anyOf", ())
     return any("$ref" in m for m in members)
-
-
-def _strip_annotated(annotation: Any) -> Any:
-    while typing.get_origin(annotation) is Annotated:
-        annotation = typing.get_args(annotation)[0]
-    return annotation
 
 
 def _hashable(annotation: Any) -> bool:
