@@ -173,3 +173,20 @@ async def test_app_wide_dependencies_do_not_guard_the_docs() -> None:
         for path in ("/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect"):
             assert (await client.get(path)).status_code == 200
     assert [route.path for route in app.router.routes] == ["/private"]
+
+
+async def test_two_apps_serve_their_own_document_and_pages() -> None:
+    first, second = shop(), App(title="Other", swagger_js_url="/other.js")
+
+    @second.get("/other")
+    async def other() -> None:
+        return None
+
+    async with AsyncTestClient(first) as client:
+        assert list((await client.get("/openapi.json")).json()["paths"]) == ["/items/{item_id}"]
+        assert "<title>Shop - Swagger UI</title>" in (await client.get("/docs")).text
+    async with AsyncTestClient(second) as client:
+        assert list((await client.get("/openapi.json")).json()["paths"]) == ["/other"]
+        page = (await client.get("/docs")).text
+    assert "<title>Other - Swagger UI</title>" in page
+    assert '<script src="/other.js">' in page
