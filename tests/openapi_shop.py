@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
@@ -80,6 +81,7 @@ async def list_items(
     tags: Annotated[list[str], Query(alias="tag")] = [],  # noqa: B006
     size: Size | None = None,
     order: Literal["asc", "desc"] = "asc",
+    max_price: Annotated[Decimal | None, Query(ge=0, le=1000)] = None,
 ) -> list[dict[str, str]]:
     return []
 

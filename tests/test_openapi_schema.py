@@ -77,6 +77,7 @@ SAME_AS_PYDANTIC = [
     Any,
     int | None,
     str | int,
+    decimal.Decimal | None,
     list[int],
     list,
     set[str],
@@ -307,3 +308,20 @@ def test_form_and_file_fields_make_a_form_body() -> None:
         "items": {"type": "string", "format": "binary"},
         "title": "Files",
     }
+
+
+def test_checks_on_one_parameter_stay_on_it() -> None:
+    app = App()
+
+    @app.get("/prices")
+    async def prices(
+        low: Annotated[decimal.Decimal | None, Query(ge=1)] = None,
+        high: decimal.Decimal | None = None,
+    ) -> None:
+        return None
+
+    params = app.openapi()["paths"]["/prices"]["get"]["parameters"]
+    low, high = (p["schema"]["anyOf"] for p in params)
+    assert low[0] == {"type": "number", "minimum": 1}
+    assert high[0] == {"type": "number"}
+    assert low[1] == high[1] == {"type": "string", "pattern": r"^(?!^[-+.]*$)[+-]?0*\d*\.?\d*$"}

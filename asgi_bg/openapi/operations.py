@@ -253,19 +253,29 @@ def _wire_name(field: ParamField) -> str:
 
 
 def _apply_checks(schema: Schema, info: ParamInfo) -> None:
-    """Put the marker's checks on the schema (on its non-null member when optional)."""
+    """Put the marker's checks on the schema: on each member of a union that the check
+    applies to, as pydantic does (``ge`` on a ``Decimal``'s number, not on its string)."""
     checks = info.checks()
-    if not checks:
-        return
-    targets = [m for m in schema.get("anyOf", [schema]) if m.get("type") != "null"]
-    for target in targets:
-        many = target.get("type") == "array"
+    for target in schema.get("anyOf", [schema]):
+        kind = target.get("type")
         for name, value in checks.items():
-            if name in ("min_length", "max_length"):
-                key = ("min" if name == "min_length" else "max") + ("Items" if many else "Length")
-            else:
-                key = _CHECK_KEYWORDS[name]
-            target[key] = value
+            key = _check_keyword(name, kind)
+            if key is not None:
+                target[key] = value
+
+
+def _check_keyword(check: str, kind: str | None) -> str | None:
+    """The JSON Schema keyword of ``check`` on a schema of type ``kind``; None when the
+    check does not apply to that type (a schema without a type takes every check)."""
+    if check in ("min_length", "max_length"):
+        if kind not in (None, "string", "array"):
+            return None
+        return ("min" if check == "min_length" else "max") + (
+            "Items" if kind == "array" else "Length"
+        )
+    if check == "pattern":
+        return "pattern" if kind in (None, "string") else None
+    return _CHECK_KEYWORDS[check] if kind in (None, "integer", "number") else None
 
 
 def _is_upload(annotation: Any) -> bool:

@@ -8,6 +8,7 @@ same types, so a document reads the way FastAPI users know. Named types (datacla
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import decimal
@@ -78,17 +79,26 @@ class SchemaRegistry:
         if typing.get_origin(annotation) is Annotated:
             return self._annotated(annotation)
         if _hashable(annotation) and annotation in _SCALARS:
-            return dict(_SCALARS[annotation])
+            return copy.deepcopy(_SCALARS[annotation])  # callers add checks, even inside
         if is_upload(annotation):
             return {"type": "string", "format": "binary"}
         origin = typing.get_origin(annotation)
         if origin in (Union, types.UnionType):
-            return {"anyOf": [self.schema(a) for a in typing.get_args(annotation)]}
+            return {"anyOf": self._members(typing.get_args(annotation))}
         if origin is Literal:
             return _literal(typing.get_args(annotation))
         if _is_named(annotation):
             return {"$ref": REF_PREFIX + self._component(annotation)}
         return self._container(annotation, origin)
+
+    def _members(self, options: tuple[Any, ...]) -> list[Schema]:
+        """A union's schemas, a member that is itself only a union flattened into it
+        (``Decimal | None``: number, string, null), as pydantic writes it."""
+        members: list[Schema] = []
+        for option in options:
+            schema = self.schema(option)
+            members.extend(schema["anyOf"] if list(schema) == ["anyOf"] else [schema])
+        return members
 
     def _container(self, annotation: Any, origin: Any) -> Schema:
         args = typing.get_args(annotation)
