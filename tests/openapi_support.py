@@ -10,7 +10,7 @@ from typing import Any
 
 from openapi_spec_validator import validate
 
-_IMPORT = re.compile(r"^from asgi_bg(\.security)? import (.*)$", re.MULTILINE)
+_IMPORT = re.compile(r"^from asgi_bg(\.security|\.responses)? import (.*)$", re.MULTILINE)
 
 
 def fastapi_twin(module_name: str) -> types.ModuleType:

@@ -2,7 +2,8 @@
 
 Each app is written once with asgi_bg's import line and run a second time with FastAPI's
 (``openapi_support.fastapi_twin``): the seed's examples, a ten-route shop covering every
-parameter kind, body kind, constraint and response code, and every security scheme.
+parameter kind, body kind, constraint and response code, more kinds of each
+(``openapi_kinds``), and every security scheme.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ APPS = [
     "examples.dependency_default",
     "examples.dependency_typing_extensions",
     "openapi_shop",
+    "openapi_kinds",
     "openapi_guarded",
 ]
 

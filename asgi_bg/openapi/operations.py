@@ -116,8 +116,9 @@ class OperationBuilder:
             param["deprecated"] = True
         return param
 
-    def field_schema(self, field: ParamField) -> Schema:
-        """The schema of one field: its type, checks, descriptions, default and title."""
+    def field_schema(self, field: ParamField, *, in_object: bool = False) -> Schema:
+        """The schema of one field: its type, checks, descriptions, default and title;
+        ``in_object`` for a property of an embedded body."""
         schema = self.registry.schema(field.annotation)
         info = field.info
         if info is not None:
@@ -132,9 +133,9 @@ class OperationBuilder:
         if not field.required and field.default is not None:
             # FastAPI writes no ``"default": null``: an optional parameter goes without.
             schema["default"] = json_value(field.default)
-        # As FastAPI: a parameter's schema has a title unless it is a bare reference; a
-        # body field's (pydantic's rule) none when it refers to a named type at all.
-        untitled = refers(schema) if field.source not in _PARAM_ORDER else "$ref" in schema
+        # As FastAPI: a parameter's or a whole body's schema has a title unless it is a
+        # bare reference; a property's (pydantic's rule) none when it refers to one at all.
+        untitled = refers(schema) if in_object else "$ref" in schema
         title = info.title if info is not None else None
         if title or not untitled:
             schema["title"] = title or title_of(_wire_name(field))
@@ -166,7 +167,7 @@ class OperationBuilder:
         """Several body fields, or form fields: one object schema named after the operation."""
         name = f"Body_{operation_id}"
         schema: Schema = {
-            "properties": {f.key: self.field_schema(f) for f in fields},
+            "properties": {f.key: self.field_schema(f, in_object=True) for f in fields},
             "type": "object",
         }
         required = [f.key for f in fields if f.required]
