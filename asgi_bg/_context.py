@@ -42,18 +42,23 @@ logger = logging.getLogger("asgi_bg.error")
 _TEARDOWN_GRACE = 5.0
 
 
-class Phase(enum.Enum):
-    """Where a request is in its life."""
+class Phase(enum.IntEnum):
+    """Where a request is in its life.
 
-    RECEIVED = "received"  # the app has the request; the handler runs
-    HANDLED = "handled"  # the handler returned; its response is next
-    STARTED = "started"  # http.response.start went to the server
-    SENT = "sent"  # the final body went to the server: the client can have it all
-    FAILED = "failed"  # raised before the response started: an error answer may follow
-    BROKEN = "broken"  # raised after the response started: it can never complete
-    TASKS = "tasks"  # the call's response part is over; the background tasks run
-    TEARDOWN = "teardown"  # generator dependencies are being closed
-    DONE = "done"
+    PERF: an ``IntEnum`` hashes in C; a plain ``Enum`` member's ``__hash__`` is Python
+    code, and the transition table looks a phase up several times per request
+    (callgrind: ~1,500 instructions per look-up of a 32,000-instruction /hello).
+    """
+
+    RECEIVED = 1  # the app has the request; the handler runs
+    HANDLED = 2  # the handler returned; its response is next
+    STARTED = 3  # http.response.start went to the server
+    SENT = 4  # the final body went to the server: the client can have it all
+    FAILED = 5  # raised before the response started: an error answer may follow
+    BROKEN = 6  # raised after the response started: it can never complete
+    TASKS = 7  # the call's response part is over; the background tasks run
+    TEARDOWN = 8  # generator dependencies are being closed
+    DONE = 9
 
 
 _ANSWERING = (Phase.RECEIVED, Phase.HANDLED, Phase.FAILED)
@@ -78,6 +83,11 @@ _MOVES: dict[str, dict[Phase, Phase]] = {
     "teardown": dict.fromkeys(_ALL[:8], Phase.TEARDOWN),
     "done": dict.fromkeys(_ALL, Phase.DONE),
 }
+
+
+_HANDLED = _MOVES["handled"]
+_RESPONSE_STARTED = _MOVES["response_started"]
+_BODY_SENT = _MOVES["body_sent"]
 
 
 class IllegalTransition(RuntimeError):
@@ -111,11 +121,15 @@ class RequestContext:
         self.error: BaseException | None = None  # the first failure, for teardowns
         self.cache: dict[Any, Any] | None = None
 
+    def _illegal(self, verb: str) -> IllegalTransition:
+        phase = self.phase.name.lower()
+        return IllegalTransition(f"{verb} while the request is {phase}")
+
     def _move(self, verb: str) -> None:
         try:
             self.phase = _MOVES[verb][self.phase]
         except KeyError:
-            raise IllegalTransition(f"{verb} while the request is {self.phase.value}") from None
+            raise self._illegal(verb) from None
 
     @property
     def started(self) -> bool:
@@ -152,19 +166,31 @@ class RequestContext:
 
     # --- what the response reports ----------------------------------------------------
 
+    # PERF: the three verbs of every response look their move up themselves instead of
+    # through ``_move``: one Python call less each (~1,000 instructions of a /hello).
+
     def handled(self) -> None:
         """The handler returned; its response is about to be committed and sent."""
-        self._move("handled")
+        try:
+            self.phase = _HANDLED[self.phase]
+        except KeyError:
+            raise self._illegal("handled") from None
 
     def response_started(self, background: BackgroundTask | BackgroundTasks | None = None) -> None:
         """``http.response.start`` went out; ``background`` runs after the injected tasks."""
-        self._move("response_started")
+        try:
+            self.phase = _RESPONSE_STARTED[self.phase]
+        except KeyError:
+            raise self._illegal("response_started") from None
         if background is not None:
             self.response_background.extend(self.new_tasks(background))
 
     def body_sent(self) -> None:
         """The final body went out."""
-        self._move("body_sent")
+        try:
+            self.phase = _BODY_SENT[self.phase]
+        except KeyError:
+            raise self._illegal("body_sent") from None
 
     def tracking(self, send: Send) -> Send:
         """``send`` wrapped to report the response's start and end here.
@@ -256,11 +282,6 @@ class RequestContext:
             with anyio.CancelScope(shield=True), anyio.move_on_after(_TEARDOWN_GRACE):
                 await self.teardown(errors, label)
         self._move("done")
-
-    @property
-    def has_work(self) -> bool:
-        """True when tasks or teardowns wait for the end of the call."""
-        return bool(self.tasks or self.response_background or self.teardowns)
 
 
 class _TrackedSend:

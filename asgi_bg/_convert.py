@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import re
 import types
 import typing
 import uuid
@@ -17,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Union
 
 from ._invalid import Invalid
-from ._models import holds_model, is_model, missing_extra_message, model_converter
+from ._models import holds_model, is_model, model_converter
 from ._models import pydantic_available as _pydantic_available
 from ._scalars import SCALAR_PARSERS
 from .exceptions import ConfigurationError
@@ -54,9 +55,20 @@ def item_type(annotation: Any) -> Any:
 # --- strings (path, query, header, cookie) -------------------------------------------
 
 
+# Python's int() and float() also read Unicode digits (fullwidth "12"), "1_000" and surrounding
+# spaces. A proxy, WAF or cache in front of the app reads those as text, so asgi_bg
+# does too: ASCII digits with an optional sign, nothing else (issue 11, finding 11).
+_ASCII_INT = re.compile(r"[+-]?[0-9]+")
+_ASCII_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Spelled-out specials keep their own error ("finite_number") rather than a parse error.
+_SPECIAL_FLOAT = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+
+
 def _to_int(value: str) -> int:
     try:
-        return int(value)
+        if _ASCII_INT.fullmatch(value) is None:
+            raise ValueError(value)
+        return int(value)  # still refuses more than 4300 digits
     except ValueError:
         raise Invalid(
             "int_parsing",
@@ -76,6 +88,8 @@ def finite_float(text: str) -> float:
 
 def _to_float(value: str) -> float:
     try:
+        if _ASCII_FLOAT.fullmatch(value) is None and _SPECIAL_FLOAT.fullmatch(value) is None:
+            raise ValueError(value)
         number = float(value)
     except ValueError:
         raise Invalid(
@@ -294,7 +308,7 @@ def _json_required(annotation: Any, where: str) -> Converter:
         return model_converter(annotation, where)  # anything else pydantic validates
     raise ConfigurationError(
         f"{where}: cannot read a {_type_name(annotation)} from a JSON body; "
-        f"use a dataclass, TypedDict, dict, list or a scalar, or {missing_extra_message()}"
+        "use a dataclass, TypedDict, dict, list or a scalar, or install asgi_bg[pydantic]"
     )
 
 
@@ -324,14 +338,23 @@ def _dict_converter(annotation: Any, where: str) -> Converter:
 
 
 def convert_each(convert: Converter, items: Any) -> list[Any]:
-    """Convert every item; the first failure is re-raised with the item's key in ``loc``."""
+    """Convert every item; failures are raised together, each with its item's key in
+    ``loc``, as pydantic lists every failing item."""
     out = []
+    failures: list[Invalid] = []
     for key, item in items:
         try:
             out.append(convert(item))
         except Invalid as exc:
-            raise exc.at(key) from None
+            failures.extend(exc.at(key).items())
+    if failures:
+        raise _together(failures)
     return out
+
+
+def _together(failures: list[Invalid]) -> Invalid:
+    first, *more = failures
+    return Invalid(first.type, first.msg, first.value, first.loc, first.ctx, tuple(more))
 
 
 def _dataclass_converter(cls: type, where: str) -> Converter:
@@ -348,7 +371,12 @@ def _dataclass_converter(cls: type, where: str) -> Converter:
 
     def convert(value: Any) -> Any:
         if not isinstance(value, dict):
-            raise Invalid("model_type", f"Input should be an object ({cls.__name__})", value)
+            raise Invalid(
+                "dataclass_type",
+                f"Input should be a dictionary or an instance of {cls.__name__}",
+                value,
+                ctx={"class_name": cls.__name__},
+            )
         return cls(**_dataclass_kwargs(fields, value))
 
     return convert
@@ -358,15 +386,18 @@ def _dataclass_kwargs(
     fields: list[tuple[str, Converter, bool]], value: dict[str, Any]
 ) -> dict[str, Any]:
     kwargs = {}
+    failures: list[Invalid] = []
     for name, convert, has_default in fields:
         if name not in value:
-            if has_default:
-                continue
-            raise Invalid("missing", "Field required", value, (name,))
+            if not has_default:
+                failures.append(Invalid("missing", "Field required", value, (name,)))
+            continue
         try:
             kwargs[name] = convert(value[name])
         except Invalid as exc:
-            raise exc.at(name) from None
+            failures.extend(exc.at(name).items())
+    if failures:
+        raise _together(failures)  # every failing field, as pydantic reports them
     return kwargs
 
 

@@ -69,9 +69,8 @@ class BodyField:
     def extract(self, solver: Solver) -> Any:
         value = solver.json
         if self.embedded and value is not NO_BODY:
-            if not isinstance(value, dict):
-                raise Invalid("model_type", "Input should be a valid dictionary", value)
-            value = value.get(self.key, NO_BODY)
+            # A body that is not an object holds no field: each is missing (as FastAPI).
+            value = value.get(self.key, NO_BODY) if isinstance(value, dict) else NO_BODY
         if value is NO_BODY or value is INVALID_JSON:
             try:
                 return self.default()
@@ -230,35 +229,42 @@ _SOURCES: dict[str, Callable[[Request, str, bool], Any]] = {
 async def read_body(solver: Solver) -> None:
     """Read and decode the JSON body once, before any extractor needs it.
 
-    Only a request that says it holds JSON (or says nothing) is decoded, as in FastAPI:
-    a cross-site HTML form cannot post a JSON body with the user's cookies.
+    Only a request that says it holds JSON is decoded, as in FastAPI (whose
+    ``strict_content_type`` is on by default): a cross-site form or ``fetch`` cannot
+    post a JSON body with the user's cookies, with a ``text/plain`` type or none.
     """
     raw = await solver.request.body()
     if not raw:
         solver.json = NO_BODY
         return
     content_type = solver.request.headers.get("content-type")
-    if content_type is not None and not is_json_type(content_type):
+    if content_type is None or not is_json_type(content_type):
         solver.json = INVALID_JSON
-        solver.errors.append(
-            {
-                "type": "model_attributes_type",
-                "loc": ["body"],
-                "msg": "Input should be a valid dictionary or object to extract fields from",
-                "input": raw.decode("utf-8", "replace"),
-            }
-        )
+        solver.errors.append(_not_json(raw))
         return
     try:
         solver.json = loads_json(raw)
     except ValueError as exc:
         solver.json = INVALID_JSON
-        solver.errors.append(
-            {
-                "type": "json_invalid",
-                "loc": ["body"],
-                "msg": f"JSON decode error: {exc}",
-                "input": {},
-                "ctx": {"error": str(exc)},
-            }
-        )
+        solver.errors.append(_json_invalid(exc))
+
+
+def _not_json(raw: bytes) -> dict[str, Any]:
+    return {
+        "type": "model_attributes_type",
+        "loc": ["body"],
+        "msg": "Input should be a valid dictionary or object to extract fields from",
+        "input": raw.decode("utf-8", "replace"),
+    }
+
+
+def _json_invalid(exc: ValueError) -> dict[str, Any]:
+    """FastAPI's item for malformed JSON; ``loc`` holds the position when known."""
+    position = getattr(exc, "pos", None)
+    return {
+        "type": "json_invalid",
+        "loc": ["body"] if position is None else ["body", position],
+        "msg": "JSON decode error",
+        "input": {},
+        "ctx": {"error": getattr(exc, "msg", str(exc))},
+    }

@@ -36,5 +36,6 @@ class Invalid(Exception):
         return Invalid(self.type, self.msg, self.value, (*prefix, *self.loc), self.ctx, more)
 
     def items(self) -> list[Invalid]:
-        """This error and the ones reported with it."""
-        return [self, *self.more]
+        """This error and the ones reported with it, each on its own (flat)."""
+        alone = Invalid(self.type, self.msg, self.value, self.loc, self.ctx)
+        return [alone, *(item for error in self.more for item in error.items())]

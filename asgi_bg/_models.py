@@ -49,7 +49,8 @@ def model_converter(annotation: Any, where: str) -> Callable[[Any], Any]:
 
     def convert(value: Any) -> Any:
         try:
-            return adapter.validate_python(value)
+            # As FastAPI validates: a non-object says "object to extract fields from".
+            return adapter.validate_python(value, from_attributes=True)
         except ValidationError as exc:
             raise _invalid(exc) from None
 
@@ -63,7 +64,7 @@ def model_encoder(response_model: Any, where: str) -> Callable[[Any], bytes]:
 
     def encode(value: Any) -> bytes:
         validated = adapter.validate_python(value, from_attributes=True)
-        encoded: bytes = adapter.dump_json(validated)
+        encoded: bytes = adapter.dump_json(validated, by_alias=True)  # as FastAPI
         return encoded
 
     return encode
@@ -99,8 +100,3 @@ def _plain(ctx: dict[str, Any] | None) -> dict[str, Any] | None:
     if ctx is None:
         return None
     return {k: v if isinstance(v, str | int | float | bool) else str(v) for k, v in ctx.items()}
-
-
-def missing_extra_message() -> str:
-    """What to do about a model annotation pydantic is not there to validate."""
-    return _EXTRA

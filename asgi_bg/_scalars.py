@@ -68,7 +68,7 @@ def to_datetime(value: Any) -> dt.datetime:
             return dt.datetime.fromisoformat(value)
     except (ValueError, OverflowError, OSError):
         pass
-    raise Invalid("datetime_parsing", "Input should be a valid datetime", value)
+    raise Invalid("datetime_from_date_parsing", "Input should be a valid datetime or date", value)
 
 
 def to_date(value: Any) -> dt.date:
@@ -83,7 +83,9 @@ def to_date(value: Any) -> dt.date:
     try:
         moment = to_datetime(value)
     except Invalid:
-        raise Invalid("date_parsing", "Input should be a valid date", value) from None
+        raise Invalid(
+            "date_from_datetime_parsing", "Input should be a valid date or datetime", value
+        ) from None
     if moment.time() != dt.time():
         raise Invalid(
             "date_from_datetime_inexact",

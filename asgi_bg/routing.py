@@ -31,10 +31,10 @@ from .responses import (
     HTMLResponse,
     JSONResponse,
     PlainTextResponse,
-    RedirectResponse,
     Response,
     content_type_header,
     encode_json,
+    local_redirect,
 )
 from .route_options import (
     Group,
@@ -216,7 +216,7 @@ class Route:
         context: RequestContext = scope[CONTEXT_KEY]
         body = self._render(await self._call(scope, receive, context))
         context.handled()
-        if context.registered or type(body) is not bytes:
+        if context.registered or (type(body) is not bytes and body.background is not None):
             await commit_tasks(scope["app"], context, body)
         await self._respond(scope, receive, send, context, body)
 
@@ -543,8 +543,9 @@ def _first_segment(path: str) -> str | None:
 
 
 def _redirect(scope: Scope, path: str) -> Response:
-    query = scope.get("query_string", b"").decode("latin-1")
-    return RedirectResponse(path + (f"?{query}" if query else ""))
+    # Never a bare RedirectResponse: the path comes from the client (finding 1 of
+    # issue 11, "//evil.com/edit/" redirected to evil.com).
+    return local_redirect(path, scope.get("query_string", b""))
 
 
 class _HeadOnly:

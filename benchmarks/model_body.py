@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 import asgi_bg
 from benchmarks.inprocess import build_scope
-from benchmarks.workload import ASGIApp, BenchmarkError, Endpoint, Message
+from benchmarks.workload import ASGIApp, BenchmarkError, Endpoint, Message, Scope
 
 PAYLOAD = {"name": "pen", "price": 2.5, "quantity": 3, "tags": ["office", "blue"], "in_stock": True}
 BODY = json.dumps(PAYLOAD).encode()
@@ -68,7 +68,7 @@ def build_apps() -> dict[str, ASGIApp]:
     }
 
 
-def scope_with_body() -> dict[str, object]:
+def scope_with_body() -> Scope:
     scope = build_scope(ENDPOINT)
     scope["headers"] = [
         (b"host", b"testserver"),
@@ -78,7 +78,7 @@ def scope_with_body() -> dict[str, object]:
     return scope
 
 
-async def call(app: ASGIApp, scope: dict[str, object]) -> tuple[int, bytes]:
+async def call(app: ASGIApp, scope: Scope) -> tuple[int, bytes]:
     status, body, pending = 0, bytearray(), True
 
     async def receive() -> Message:

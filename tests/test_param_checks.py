@@ -191,7 +191,7 @@ async def test_decimal_dates_times_durations_and_bytes_from_the_query() -> None:
         (e["loc"][1], e["type"]) for e in detail(await AsyncTestClient(app).get(f"/?{bad}"))
     ] == [
         ("price", "decimal_parsing"),
-        ("at", "datetime_parsing"),
+        ("at", "datetime_from_date_parsing"),
         ("day", "date_from_datetime_inexact"),
         ("clock", "time_parsing"),
         ("wait", "time_delta_parsing"),
@@ -302,7 +302,10 @@ async def test_json_conversions_follow_pydantic_lax_mode() -> None:
             "int_from_float",
             "Input should be a valid integer, got a number with a fractional part",
         ),
-    ]  # the first failing field of a dataclass stops its validation
+        ("ratio", "float_type", "Input should be a valid number"),
+        ("flag", "bool_parsing", "Input should be a valid boolean, unable to interpret input"),
+        ("name", "string_type", "Input should be a valid string"),
+    ]  # every failing field, as pydantic lists them
 
 
 # --- JSON only from a JSON request --------------------------------------------------------------
@@ -342,3 +345,36 @@ def test_registration_errors_say_what_would_work() -> None:
 
         @app.get("/q")
         async def structured(p: Annotated[Point, Query()]) -> None: ...
+
+
+async def test_every_failing_field_and_item_of_a_body_is_listed() -> None:
+    app = App()
+
+    @app.post("/")
+    async def create(points: list[Point]) -> int:
+        return len(points)
+
+    response = await AsyncTestClient(app).post("/", json=[{"x": "a"}, {"y": 1}, {"x": 2}])
+    assert [(e["loc"], e["type"]) for e in detail(response)] == [
+        (["body", 0, "x"], "int_parsing"),
+        (["body", 1, "x"], "missing"),
+    ]
+
+
+async def test_a_body_without_a_content_type_is_not_read_as_json() -> None:
+    # FastAPI's strict default: a cross-site fetch() may send a body with no type at all.
+    app = App()
+
+    @app.post("/")
+    async def create(item: Point) -> Point:
+        return item
+
+    response = await AsyncTestClient(app).post("/", content=b'{"x": 1}')
+    assert detail(response) == [
+        {
+            "type": "model_attributes_type",
+            "loc": ["body"],
+            "msg": "Input should be a valid dictionary or object to extract fields from",
+            "input": '{"x": 1}',
+        }
+    ]

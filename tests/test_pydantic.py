@@ -138,3 +138,35 @@ def test_without_pydantic_a_model_annotation_names_the_extra(
 
     with pytest.raises(ConfigurationError, match=r"install asgi_bg\[pydantic\] or use a dataclass"):
         app.add_route("/", create, methods=["POST"])
+
+
+class Aliased(BaseModel):
+    user_name: str = Field(alias="userName")
+
+
+async def test_a_response_model_is_written_with_its_aliases() -> None:
+    app = App()
+
+    @app.get("/")
+    async def endpoint() -> Aliased:
+        return {"userName": "ada", "extra": 1}  # type: ignore[return-value]
+
+    assert (await AsyncTestClient(app).get("/")).json() == {"userName": "ada"}
+
+
+def test_without_pydantic_other_types_are_refused_with_what_would_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "pydantic", None)
+    app = App()
+
+    async def in_body(value: Annotated[complex, Body()]) -> None:
+        return None
+
+    async def in_query(value: complex) -> None:
+        return None
+
+    with pytest.raises(ConfigurationError, match=r"TypedDict.*or install asgi_bg\[pydantic\]"):
+        app.add_route("/body", in_body, methods=["POST"])
+    with pytest.raises(ConfigurationError, match=r"Decimal.*install asgi_bg\[pydantic\]"):
+        app.add_route("/query", in_query)
