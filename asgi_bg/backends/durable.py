@@ -164,7 +164,16 @@ class DurableBackend:
         self._closing = False
         self._dispatching = 0
         self._counts = dict.fromkeys(
-            ("submitted", "submit_failed", "running", "succeeded", "failed", "deferred"), 0
+            (
+                "submitted",
+                "submit_failed",
+                "journaling",
+                "running",
+                "succeeded",
+                "failed",
+                "deferred",
+            ),
+            0,
         )
 
     # --- the app side -----------------------------------------------------------------------
@@ -213,6 +222,7 @@ class DurableBackend:
         if self._queue is None or self._journal_limiter is None:
             raise RuntimeError("the durable backend is not started (lifespan startup)")
         documents = [call.to_json() for call in calls]
+        self._counts["journaling"] += 1
         try:
             # Abandoned on cancel: a request past its deadline gets its 503 at once. The
             # write may still commit, and the calls then run: at-least-once, as a retry.
@@ -226,6 +236,8 @@ class DurableBackend:
         except BaseException:
             self._counts["submit_failed"] += len(calls)
             raise
+        finally:
+            self._counts["journaling"] -= 1
         self._counts["submitted"] += len(calls)
 
     async def stop(self) -> None:
@@ -262,8 +274,9 @@ class DurableBackend:
                 _active = None
 
     def stats(self) -> dict[str, int]:
-        """``submitted`` and ``submit_failed`` calls; ``running``, ``succeeded``, ``failed``
-        calls in this process; ``deferred``: left in the journal by a shutdown."""
+        """``submitted`` and ``submit_failed`` calls, ``journaling``: submits waiting for
+        their journal write; ``running``, ``succeeded``, ``failed`` calls in this process;
+        ``deferred``: left in the journal by a shutdown."""
         return dict(self._counts)
 
     def _quiesce(self, limit: float = 5.0) -> None:
