@@ -5,6 +5,7 @@ that accepts and never answers."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -12,6 +13,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -24,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
+import anyio
 import pytest
 import redis
 
@@ -43,6 +46,15 @@ def wait_until(predicate: Callable[[], bool], limit: float = LIMIT, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {limit} s waiting for {what or predicate}")
         time.sleep(0.02)
+
+
+async def until(predicate: Callable[[], bool], limit: float = LIMIT) -> None:
+    """``wait_until`` on the event loop: polls without blocking it."""
+    with anyio.fail_after(limit):
+        while True:
+            if predicate():
+                return
+            await anyio.sleep(0.005)
 
 
 def read(path: Path) -> str:
@@ -153,10 +165,8 @@ def purged(url: str, queue: str = "asgi_bg") -> str:
 
     with Connection(url, connect_timeout=5) as connection:
         channel = connection.channel()
-        try:
+        with contextlib.suppress(Exception):  # not declared yet: nothing to purge
             channel.queue_purge(queue)
-        except Exception:  # not declared yet: nothing to purge
-            pass
     return url
 
 
@@ -194,9 +204,7 @@ def postgres_server() -> Iterator[str]:
         as_user = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": []}
     data, port = workdir / "data", free_port()
     initdb = [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]
-    subprocess.run(
-        [*initdb, "-E", "UTF8", "--no-sync"], check=True, capture_output=True, **as_user
-    )
+    subprocess.run([*initdb, "-E", "UTF8", "--no-sync"], check=True, capture_output=True, **as_user)
     server = [str(bindir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(workdir)]
     server += ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200"]
     process = subprocess.Popen(
@@ -223,6 +231,23 @@ def fresh_database(server_url: str, name: str) -> str:
         db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         db.execute(f'CREATE DATABASE "{name}"')
     return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+def journal(database: str, columns: str = "status") -> list[tuple[Any, ...]]:
+    """Rows of DBOS's ``workflow_status`` (oldest first) in a SQLite file or a PostgreSQL URL."""
+    query = f"SELECT {columns} FROM {{table}} ORDER BY created_at"
+    if database.startswith("postgresql://"):
+        import psycopg  # noqa: PLC0415 - DBOS's driver
+
+        with psycopg.connect(database) as db:
+            return list(db.execute(query.format(table="dbos.workflow_status")).fetchall())
+    with sqlite3.connect(database) as lite:
+        return list(lite.execute(query.format(table="workflow_status")).fetchall())
+
+
+def journal_statuses(database: str) -> list[str]:
+    """The status of every workflow in the journal."""
+    return [row[0] for row in journal(database)]
 
 
 # --- a broker that accepts and never answers ----------------------------------------------------

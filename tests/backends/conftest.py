@@ -1,11 +1,13 @@
 """The servers the backend tests talk to, each started once per session on free loopback
 ports, only when a test asks for it: Redis and RabbitMQ (the Celery brokers), PostgreSQL
-(DBOS's server database). ``broker_url`` runs a test on both brokers."""
+(DBOS's server database). ``broker_url`` runs a test on both brokers, ``database`` on
+both journals."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from backend_support import fresh_database, postgres_server, purged, rabbitmq_server, redis_server
@@ -44,3 +46,12 @@ def broker_url(request: pytest.FixtureRequest) -> str:
 def postgres_url(postgres_session: str) -> str:
     """A new, empty database on the session's PostgreSQL server."""
     return fresh_database(postgres_session, f"asgi_bg_test_{next(_databases)}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The durable journal: a SQLite file, or a new database on PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "tasks.sqlite")
+    url: str = request.getfixturevalue("postgres_url")
+    return url

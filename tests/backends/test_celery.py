@@ -15,7 +15,7 @@ import anyio
 import anyio.lowlevel
 import bg_seed_app
 import pytest
-from backend_support import celery_worker, free_port, hung_listener, read, wait_until
+from backend_support import celery_worker, free_port, hung_listener, read, until, wait_until
 from celery import Celery
 
 from asgi_bg import App, BackgroundTasks
@@ -188,8 +188,7 @@ async def answer_while_broker_stalls(app: App, backend: CeleryBackend) -> dict[s
             async with anyio.create_task_group() as group:
                 group.start_soon(timed, "work", lambda: client.post("/send-notification/x"))
                 # Under way, or already failed (a refused connection fails at once).
-                while not backend.stats()["publishing"] and not timings["answered"]:
-                    await anyio.sleep(0.005)
+                await until(lambda: bool(backend.stats()["publishing"] or timings["answered"]))
                 group.start_soon(timed, "plain", lambda: client.get("/plain"))
     return timings
 

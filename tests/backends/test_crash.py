@@ -8,34 +8,11 @@ Redis and on RabbitMQ: a worker is SIGKILLed mid-task; another worker runs it
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
-import pytest
-from backend_support import app_server, celery_worker, read, wait_until
+from backend_support import app_server, celery_worker, journal_statuses, read, wait_until
 
 SEED_LOG = "found query: hello\nmessage to foo@example.com\n"
-
-
-def journal_statuses(database: str) -> list[str]:
-    """The status of every workflow in the journal, a SQLite file or a PostgreSQL URL."""
-    if database.startswith("postgresql://"):
-        import psycopg  # noqa: PLC0415 - DBOS's driver
-
-        with psycopg.connect(database) as db:
-            rows = db.execute("SELECT status FROM dbos.workflow_status").fetchall()
-        return [row[0] for row in rows]
-    with sqlite3.connect(database) as lite:
-        return [row[0] for row in lite.execute("SELECT status FROM workflow_status")]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The durable journal: a SQLite file, or a new database on PostgreSQL."""
-    if request.param == "sqlite":
-        return str(tmp_path / "tasks.sqlite")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
 
 
 def started_and_done(log: str, tag: str) -> tuple[list[str], list[str]]:
