@@ -9,7 +9,7 @@ Served by ``python -m asgi_bg bg_seed_app:app`` (and imported by the Celery work
 * ``ASGI_BG_TEST_JOURNAL_ONLY=1``: the durable backend journals and does not run (as a
   process that dies before it got to its calls);
 * ``ASGI_BG_TEST_BROKER_URL`` (Redis or AMQP), ``ASGI_BG_TEST_VISIBILITY``: the Celery
-  broker;
+  broker; ``ASGI_BG_TEST_PREFETCH``: the worker's prefetch multiplier (default 1);
 * ``ASGI_BG_EXAMPLES_DIR``: where ``log.txt`` and the ``slow`` task's files go.
 """
 
@@ -47,6 +47,8 @@ def backend_from_env() -> Any:
             "unacked_restore_interval": 1,
             "unacked_restore_throttle": 1,
         }
+        if prefetch := os.environ.get("ASGI_BG_TEST_PREFETCH"):
+            celery_app.conf.worker_prefetch_multiplier = int(prefetch)
         return CeleryBackend(celery_app, visibility_timeout=visibility)
     return None
 
