@@ -161,12 +161,12 @@ def purged(url: str, queue: str = "asgi_bg") -> str:
     """``url``'s broker with ``queue`` emptied (Redis or AMQP)."""
     if url.startswith("redis://"):
         return emptied(url)
-    from kombu import Connection  # noqa: PLC0415 - only with the celery extra
+    from celery import Celery  # noqa: PLC0415 - only with the celery extra
 
-    with Connection(url, connect_timeout=5) as connection:
-        channel = connection.channel()
+    with Celery("purge", broker=url).connection_for_write() as connection:
+        connection.ensure_connection(max_retries=3)
         with contextlib.suppress(Exception):  # not declared yet: nothing to purge
-            channel.queue_purge(queue)
+            connection.default_channel.queue_purge(queue)
     return url
 
 
