@@ -211,8 +211,9 @@ def postgres_server() -> Iterator[str]:
         server, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **as_user
     )
     try:
-        wait_until(lambda: port_open(port), 30.0, "PostgreSQL to listen")
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        wait_until(lambda: _postgres_ready(url), 30.0, "PostgreSQL to accept connections")
+        yield url
     finally:
         process.send_signal(signal.SIGINT)  # fast shutdown
         try:
@@ -221,6 +222,16 @@ def postgres_server() -> Iterator[str]:
             process.kill()
             process.wait(10.0)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _postgres_ready(url: str) -> bool:
+    import psycopg  # noqa: PLC0415 - DBOS's driver, installed with the durable extra
+
+    try:
+        psycopg.connect(url, connect_timeout=2).close()
+    except psycopg.OperationalError:  # not listening yet, or "starting up"
+        return False
+    return True
 
 
 def fresh_database(server_url: str, name: str) -> str:
