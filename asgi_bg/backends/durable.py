@@ -1,11 +1,13 @@
-"""The durable, embedded backend: DBOS Transact on a SQLite file, no server.
+"""The durable backend: DBOS Transact on a SQLite file (no server) or on PostgreSQL.
 
 ``submit`` journals a request's registered calls as one DBOS workflow, enqueued on a
 DBOS queue, before it returns; the workflow runs them in order, one DBOS step per call,
 and each step hands its call back to the app's event loop (``run_registered``: ``async
 def`` functions awaited, ``def`` functions in worker threads). A workflow that was
 enqueued or running when the process died is run again by DBOS's recovery when the app
-starts next, from its first call that had not finished: delivery is at-least-once.
+starts next (DBOS puts it back in the queue; with several processes on one journal
+any live one may take it), from its first call that had not finished: delivery is
+at-least-once.
 
 DBOS is thread based (and keeps its own asyncio loop in a thread), so every DBOS call
 runs in a worker thread: the app's loop may be asyncio or trio and is never blocked.
@@ -82,7 +84,7 @@ def _database_url(path_or_url: str) -> str:
 
 
 class DurableBackend:
-    """Journal registered calls in a SQLite file with DBOS; run them here, even after a crash.
+    """Journal registered calls with DBOS (SQLite or PostgreSQL); run them, even after a crash.
 
     Args:
         path_or_url: the SQLite file (created if missing), or a DBOS system database URL
