@@ -145,14 +145,17 @@ def rabbitmq_server() -> Iterator[str]:
     }
     output = workdir / "server.out"
     with output.open("wb") as sink:
-        process = subprocess.Popen([binary], env=env, stdout=sink, stderr=subprocess.STDOUT)
+        # Its own process group: the script starts the Erlang VM as a child, and both go.
+        process = subprocess.Popen(
+            [binary], env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         started = Child(process, output)
         started.wait_for(r"Server startup complete", 60.0)
         wait_until(lambda: port_open(port), 10.0, "RabbitMQ to listen")
         yield f"amqp://guest:guest@127.0.0.1:{port}//"
     finally:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait(10.0)
         shutil.rmtree(workdir, ignore_errors=True)
 

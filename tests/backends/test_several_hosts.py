@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import http.client
-import itertools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -22,6 +21,7 @@ from backend_support import (
     app_server,
     celery_worker,
     journal_statuses,
+    purged,
     read,
     wait_until,
 )
@@ -141,8 +141,6 @@ def web_hosts(env: Callable[[int], dict[str, str]], tmp_path: Path) -> Iterator[
 def test_celery_on_rabbitmq_two_web_hosts_two_workers(
     tmp_path: Path, rabbitmq_session: str
 ) -> None:
-    from backend_support import purged  # noqa: PLC0415 - only with the celery extra
-
     env = {
         "ASGI_BG_TEST_BACKEND": "celery",
         "ASGI_BG_TEST_BROKER_URL": purged(rabbitmq_session),
@@ -181,9 +179,8 @@ def test_durable_on_postgresql_two_web_hosts_two_workers(tmp_path: Path, postgre
         return {**env, "ASGI_BG_TEST_JOURNAL_ONLY": "1", "ASGI_BG_TEST_EXECUTOR": f"web-{number}"}
 
     worker_env = {**env, "ASGI_BG_TEST_EXECUTOR": "worker-1"}
-    starts = itertools.count()
     with web_hosts(web_env, tmp_path) as hosts, ExitStack() as stack:
-        first = stack.enter_context(app_server(worker_env, tmp_path / f"w1-{next(starts)}.out"))
+        first = stack.enter_context(app_server(worker_env, tmp_path / "w1-first.out"))
         first_pid = str(first.process.pid)
         stack.enter_context(
             app_server({**env, "ASGI_BG_TEST_EXECUTOR": "worker-2"}, tmp_path / "w2.out")
@@ -192,7 +189,7 @@ def test_durable_on_postgresql_two_web_hosts_two_workers(tmp_path: Path, postgre
         run_load(run, first.kill, hosts[0].kill)
         # The killed worker's executor restarts: its unfinished workflows go back to the
         # queue, and both workers take them.
-        stack.enter_context(app_server(worker_env, tmp_path / f"w1-{next(starts)}.out"))
+        stack.enter_context(app_server(worker_env, tmp_path / "w1-again.out"))
         wait_until(lambda: run.accepted <= set(runs(log)), 60.0, "every accepted task to run")
         wait_until(
             lambda: set(journal_statuses(postgres_url)) == {"SUCCESS"},
