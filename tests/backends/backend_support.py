@@ -146,8 +146,14 @@ def rabbitmq_server() -> Iterator[str]:
     output = workdir / "server.out"
     with output.open("wb") as sink:
         # Its own process group: the script starts the Erlang VM as a child, and both go.
+        # Run in its directory: a node that crashes writes its dump to the working one.
         process = subprocess.Popen(
-            [binary], env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+            [binary],
+            cwd=workdir,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         started = Child(process, output)
