@@ -78,17 +78,23 @@ def started(stack: ExitStack, server: Callable[[], Iterator[str]]) -> str | None
     return url
 
 
-def backends(stack: ExitStack, workdir: Path) -> dict[str, Callable[[], TaskBackend | None]]:
-    """Each backend's factory, for the servers that could start."""
+Factory = Callable[[int], TaskBackend | None]  # the backend for one turn, by its number
+
+
+def backends(stack: ExitStack, workdir: Path) -> dict[str, Factory]:
+    """Each backend's factory, for the servers that could start. Every turn of a durable
+    backend gets a new journal: the calls a turn leaves unrun would otherwise run at the
+    next turn's start, on the same file, and be timed with it."""
     from asgi_bg.backends.durable import DurableBackend  # noqa: PLC0415 - optional extra
 
-    made: dict[str, Callable[[], TaskBackend | None]] = {
-        "in-process": lambda: None,
-        "durable (SQLite)": lambda: DurableBackend(str(workdir / "tasks.sqlite")),
+    made: dict[str, Factory] = {
+        "in-process": lambda turn: None,
+        "durable (SQLite)": lambda turn: DurableBackend(str(workdir / f"tasks-{turn}.sqlite")),
     }
     if postgres := started(stack, postgres_server):
-        database = fresh_database(postgres, "asgi_bg_bench")
-        made["durable (PostgreSQL)"] = lambda: DurableBackend(database)
+        made["durable (PostgreSQL)"] = lambda turn: DurableBackend(
+            fresh_database(postgres, f"asgi_bg_bench_{turn}")
+        )
     brokers = {"Redis": redis_server, "RabbitMQ": rabbitmq_server}
     for label, server in brokers.items():
         if broker := started(stack, server):
@@ -96,19 +102,16 @@ def backends(stack: ExitStack, workdir: Path) -> dict[str, Callable[[], TaskBack
     return made
 
 
-def celery_factory(broker: str) -> Callable[[], TaskBackend]:
+def celery_factory(broker: str) -> Factory:
     from celery import Celery  # noqa: PLC0415 - optional extra
 
     from asgi_bg.backends.celery import CeleryBackend  # noqa: PLC0415
 
-    return lambda: CeleryBackend(Celery("bench", broker=broker))
+    return lambda turn: CeleryBackend(Celery("bench", broker=broker))
 
 
-async def one_turn(
-    factory: Callable[[], TaskBackend | None], samples: dict[str, list[float]], args: Any
-) -> None:
+async def one_turn(backend: TaskBackend | None, samples: dict[str, list[float]], args: Any) -> None:
     """Start the backend, warm up, time requests one by one, then concurrently."""
-    backend = factory()
     call = TaskCall(f"{noop.__module__}:{noop.__qualname__}", ["hello"])
     async with AsyncTestClient(make_app(backend)) as client:
         for _ in range(20):  # connections, caches
@@ -153,9 +156,10 @@ def measure(args: Any) -> Samples:
             samples: Samples = {
                 name: {"request": [], "submit": [], "throughput": []} for name in factories
             }
-            for _ in range(args.rounds):
+            for turn in range(args.rounds):
                 for name, factory in factories.items():
-                    anyio.run(one_turn, factory, samples[name], args, backend=args.backend)
+                    backend = factory(turn)
+                    anyio.run(one_turn, backend, samples[name], args, backend=args.backend)
             return samples
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
