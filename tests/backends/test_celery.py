@@ -15,6 +15,7 @@ import anyio
 import anyio.lowlevel
 import bg_seed_app
 import pytest
+from backend_fixtures import *  # noqa: F403 - the shared server fixtures
 from backend_support import celery_worker, free_port, hung_listener, read, until, wait_until
 from celery import Celery
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from backend_fixtures import *  # noqa: F403 - the shared server fixtures
 from backend_support import app_server, celery_worker, journal_statuses, read, wait_until
 
 SEED_LOG = "found query: hello\nmessage to foo@example.com\n"

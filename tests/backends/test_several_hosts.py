@@ -15,6 +15,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend_fixtures import *  # noqa: F403 - the shared server fixtures
 from backend_support import (
     AppServer,
     Child,
