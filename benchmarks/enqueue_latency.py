@@ -126,11 +126,14 @@ async def one_turn(backend: TaskBackend | None, samples: dict[str, list[float]],
             if backend is not None:
                 await backend.submit([call])
             samples["submit"].append(time.perf_counter() - begun)
-        samples["throughput"].append(await throughput(client, args.requests, args.clients))
+        rate, refused = await throughput(client, args.requests, args.clients)
+        samples["throughput"].append(rate)
+        samples["refused"].append(refused)
 
 
-async def throughput(client: AsyncTestClient, requests: int, clients: int) -> float:
-    """Requests accepted (2xx) per second, ``requests`` in all from ``clients`` at once."""
+async def throughput(client: AsyncTestClient, requests: int, clients: int) -> tuple[float, int]:
+    """Requests accepted (2xx) per second, ``requests`` in all from ``clients`` at once,
+    and the number answered otherwise (503: the backend missed the submit deadline)."""
     accepted = 0
     left = requests
 
@@ -145,7 +148,7 @@ async def throughput(client: AsyncTestClient, requests: int, clients: int) -> fl
     async with anyio.create_task_group() as group:
         for _ in range(clients):
             group.start_soon(one_client)
-    return accepted / (time.perf_counter() - begun)
+    return accepted / (time.perf_counter() - begun), requests - accepted
 
 
 def measure(args: Any) -> Samples:
@@ -154,7 +157,8 @@ def measure(args: Any) -> Samples:
         with ExitStack() as stack:
             factories = backends(stack, workdir)
             samples: Samples = {
-                name: {"request": [], "submit": [], "throughput": []} for name in factories
+                name: {"request": [], "submit": [], "throughput": [], "refused": []}
+                for name in factories
             }
             for turn in range(args.rounds):
                 for name, factory in factories.items():
@@ -174,8 +178,9 @@ def table(samples: Samples, clients: int) -> str:
     base_rate = statistics.median(samples["in-process"]["throughput"])
     lines = [
         "| backend | request median (µs) | request p99 (µs) | latency vs in-process "
-        f"| submit median (µs) | accepted/s, {clients} clients | throughput vs in-process |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        f"| submit median (µs) | accepted/s, {clients} clients | throughput vs in-process "
+        "| not accepted |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, values in samples.items():
         request = values["request"]
@@ -183,7 +188,7 @@ def table(samples: Samples, clients: int) -> str:
         lines.append(
             f"| {name} | {us(request):.0f} | {us(request, 0.99):.0f} "
             f"| {statistics.median(request) / base:.1f}x | {us(values['submit']):.0f} "
-            f"| {rate:.0f} | {rate / base_rate:.2f}x |"
+            f"| {rate:.0f} | {rate / base_rate:.2f}x | {sum(values['refused']):.0f} |"
         )
     return "\n".join(lines)
 
