@@ -5,7 +5,7 @@ import typing
 from .applications import App
 from .background import BackgroundTask, BackgroundTasks
 from .exceptions import ConfigurationError, HTTPException, RequestValidationError
-from .injection import Body, Cookie, Depends, File, Form, Header, Query
+from .injection import Body, Cookie, Depends, File, Form, Header, Path, Query
 from .requests import Request
 from .responses import (
     FileResponse,
@@ -50,6 +50,7 @@ __all__ = [
     "HTTPException",
     "Header",
     "JSONResponse",
+    "Path",
     "PlainTextResponse",
     "Query",
     "RedirectResponse",

@@ -16,6 +16,8 @@ from .backends.base import TASK_NAME_ATTR, TaskBackend, TaskBackendUnavailable, 
 from .background import BackgroundTask, TaskErrorHook, TaskRunner
 from .datastructures import RequestLabel
 from .exceptions import HTTPException, RequestValidationError
+from .http_middleware import HTTPMiddleware
+from .openapi import build_document, install_endpoints, pages
 from .requests import ClientDisconnect, Request, State
 from .responses import JSONResponse, PlainTextResponse, Response
 from .routing import Router
@@ -53,6 +55,14 @@ class App:
         max_pending_tasks: bound on unfinished in-process tasks (default 1000); beyond
             it, a request that queues another task is answered 503 with
             ``Retry-After``, and ``stats()["refused"]`` counts it. None: no bound.
+        dependencies: ``Depends(...)`` run before every route's handler, values discarded.
+        title, version, description, servers, openapi_tags: the OpenAPI document's
+            ``info``, ``servers`` and ``tags`` (see ``docs/openapi.md``).
+        openapi_url, docs_url, redoc_url, swagger_ui_oauth2_redirect_url: where the
+            document, Swagger UI, ReDoc and Swagger UI's OAuth2 redirect page are served;
+            None turns one off (``openapi_url=None``: no document and no docs pages).
+        swagger_js_url, swagger_css_url, redoc_js_url: the docs pages' assets, for a
+            deployment that serves its own copies.
     """
 
     def __init__(
@@ -68,8 +78,23 @@ class App:
         task_backend: TaskBackend | None = None,
         task_submit_timeout: float = 5.0,
         max_pending_tasks: int | None = DEFAULT_MAX_PENDING_TASKS,
+        dependencies: Sequence[Any] | None = None,
+        title: str = "asgi_bg",
+        version: str = "0.1.0",
+        description: str = "",
+        openapi_url: str | None = "/openapi.json",
+        docs_url: str | None = "/docs",
+        redoc_url: str | None = "/redoc",
+        swagger_ui_oauth2_redirect_url: str | None = "/docs/oauth2-redirect",
+        servers: Sequence[dict[str, Any]] = (),
+        openapi_tags: Sequence[dict[str, Any]] = (),
+        swagger_js_url: str = pages.SWAGGER_JS_URL,
+        swagger_css_url: str = pages.SWAGGER_CSS_URL,
+        redoc_js_url: str = pages.REDOC_JS_URL,
     ) -> None:
-        self.router = Router()
+        self.router = Router(dependencies=dependencies)
+        # {original: replacement}, looked up per request by the injector (tests set it).
+        self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self.state = State()
         self.tasks = TaskRunner(task_threads, on_task_error)
         self.task_backend = task_backend
@@ -103,6 +128,21 @@ class App:
         self.websocket = self.router.websocket
         self.add_websocket_route = self.router.add_websocket_route
         self.url_path_for = self.router.url_path_for
+        self.title, self.version, self.description = title, version, description
+        self.openapi_url, self.docs_url, self.redoc_url = openapi_url, docs_url, redoc_url
+        self.swagger_ui_oauth2_redirect_url = swagger_ui_oauth2_redirect_url
+        self.servers, self.openapi_tags = list(servers), list(openapi_tags)
+        self.swagger_js_url, self.swagger_css_url = swagger_js_url, swagger_css_url
+        self.redoc_js_url = redoc_js_url
+        self.openapi_schema: dict[str, Any] | None = None
+        install_endpoints(self)
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of the app's routes, built on first call and cached
+        in ``openapi_schema`` (routes added later are not in it)."""
+        if self.openapi_schema is None:
+            self.openapi_schema = build_document(self)
+        return self.openapi_schema
 
     # --- configuration ------------------------------------------------------------------
 
@@ -111,6 +151,17 @@ class App:
         if self._stack is not None:
             raise RuntimeError("Cannot add middleware after the application has started")
         self._middleware.insert(0, (cls, (), kwargs))
+
+    def middleware(self, middleware_type: str) -> Callable[[F], F]:
+        """``@app.middleware("http")`` around ``async def mw(request, call_next) -> Response``."""
+        if middleware_type != "http":
+            raise ValueError(f'middleware type is "http", not {middleware_type!r}')
+
+        def register(dispatch: F) -> F:
+            self.add_middleware(HTTPMiddleware, dispatch=dispatch)
+            return dispatch
+
+        return register
 
     def task(self, func: F) -> F:
         """Register ``func`` as a task of this app (decorator).
