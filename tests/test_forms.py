@@ -375,3 +375,36 @@ def test_a_websocket_route_cannot_declare_form_fields() -> None:
 
         @app.websocket("/ws")
         async def chat(websocket: WebSocket, name: Annotated[str, Form()]) -> None: ...
+
+
+def test_the_openapi_document_describes_form_and_file_fields() -> None:
+    document = form_app().openapi()
+    paths = document["paths"]
+    profile = paths["/profile"]["post"]["requestBody"]["content"]
+    files = paths["/files"]["post"]["requestBody"]["content"]
+    assert (list(profile), list(files)) == (
+        ["application/x-www-form-urlencoded"],
+        ["multipart/form-data"],
+    )
+    schemas = document["components"]["schemas"]
+    (files_schema,) = [s for name, s in schemas.items() if name.startswith("Body_files")]
+    assert files_schema["properties"]["extra"]["items"] == {"type": "string", "format": "binary"}
+    assert set(files_schema["required"]) == {"main", "extra", "raw"}
+
+
+def test_form_fields_take_the_checks_query_parameters_take(anyio_backend: str) -> None:
+    app = App()
+
+    @app.post("/")
+    async def handler(
+        age: Annotated[int, Form(ge=1)], code: Annotated[str, Form(max_length=3)]
+    ) -> list[Any]:
+        return [age, code]
+
+    client = TestClient(app, backend=anyio_backend)
+    assert client.post("/", data={"age": "2", "code": "abc"}).json() == [2, "abc"]
+    bad = client.post("/", data={"age": "0", "code": "abcd"})
+    assert [(e["loc"], e["type"]) for e in bad.json()["detail"]] == [
+        (["body", "age"], "greater_than_equal"),
+        (["body", "code"], "string_too_long"),
+    ]
