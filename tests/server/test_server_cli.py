@@ -17,7 +17,8 @@ import pytest
 from anyio.abc import Process
 from server_support import ScriptedClient
 
-from asgi_bg.server.cli import build_parser, load_app
+from asgi_bg.server.cli import build_parser
+from asgi_bg.server.loading import AppNotFound, load_app
 
 pytestmark = pytest.mark.anyio
 
@@ -145,9 +146,9 @@ def test_uvicorn_option_names_are_accepted() -> None:
 
 
 def test_unknown_app_is_reported() -> None:
-    with pytest.raises(ValueError, match="has no attribute 'nope'"):
+    with pytest.raises(AppNotFound, match='Attribute "nope" not found in module "server_apps"'):
         load_app("server_apps:nope")
-    with pytest.raises(ValueError, match="module:attribute"):
+    with pytest.raises(AppNotFound, match='did you mean "server_apps:app"'):
         load_app("server_apps")
 
 
