@@ -10,12 +10,13 @@ import threading
 import time
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import Field, fields, replace
+from functools import partial
 from typing import Any
 
 from .._types import ASGIApp
-from .config import SAME, ProcessConfig, ServerConfig, option_info
+from .config import SAME, ProcessConfig, ServerConfig, SetupError, option_info
 from .lifespan import LifespanFailure
 from .loading import AppNotFound, load_app, load_env_file
 from .run import run_process, setup_logging, version_line
@@ -101,20 +102,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         server, process = _configs(args)
         if process.env_file is not None:
             load_env_file(process.env_file)
-    except (ValueError, OSError) as exc:
+        setup_logging(process.log_level, process.log_config)
+    except (ValueError, OSError, SetupError) as exc:
         parser.error(str(exc))
-    setup_logging(process.log_level, process.log_config)
     sys.path.insert(0, process.app_dir)
+    try:
+        return _run(args.app, server, process, argv)
+    except SetupError as exc:
+        logger.error("%s", exc)
+        return LOAD_FAILURE
+
+
+def _run(target: str, server: ServerConfig, process: ProcessConfig, argv: list[str]) -> int:
     handoff = WorkerHandoff.from_environment()
     if handoff is None and (process.workers > 1 or process.reload):
-        return supervise(argv, server, process)
+        return _report_bind_failure(partial(supervise, argv, server, process), server)
     if handoff is not None:
         server = replace(server, fd=handoff.fd, uds=None)
-    app = _load_or_report(args.app, process.factory)
+    app = _load_or_report(target, process.factory)
     if app is None:
         return LOAD_FAILURE
+    ready = handoff.ready if handoff else None
     try:
-        status = _serve_or_report_bind_failure(app, server, process, handoff)
+        status = _report_bind_failure(partial(run_process, app, server, process, ready), server)
     except LifespanFailure:
         return STARTUP_FAILURE  # already logged with the app's message
     _exit_without_abandoned_threads(status)
@@ -132,12 +142,10 @@ def _load_or_report(target: str, factory: bool) -> ASGIApp | None:
     return None
 
 
-def _serve_or_report_bind_failure(
-    app: ASGIApp, server: ServerConfig, process: ProcessConfig, handoff: WorkerHandoff | None
-) -> int:
+def _report_bind_failure(serve: Callable[[], int], server: ServerConfig) -> int:
     failures: list[BaseException] = []
     try:
-        return run_process(app, server, process, ready=handoff.ready if handoff else None)
+        return serve()
     except* OSError as group:
         failures.extend(group.exceptions)
     address = server.uds if server.uds is not None else (server.host, server.port)
