@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -28,11 +29,19 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         "client": list(client) if client else None,
         "scheme": scope["scheme"],
         "env": os.environ.get("DEPLOY_TEST_VALUE"),
+        "loop": _loop_module(),
     }
     if scope["path"] == "/exit":
         os._exit(7)  # a worker dying under load
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+
+def _loop_module() -> str:
+    try:
+        return type(asyncio.get_running_loop()).__module__
+    except RuntimeError:
+        return "trio"
 
 
 def make_app() -> object:
