@@ -205,7 +205,11 @@ class ProcessConfig:
         choices=("critical", "error", "warning", "info", "debug"),
         uvicorn="uvicorn also has trace",
     )
-    log_config: str | None = option(None, "logging dictConfig file, .json or .yaml/.yml")
+    log_config: str | None = option(
+        None,
+        "logging dictConfig file, .json or .yaml/.yml",
+        uvicorn="uvicorn also reads .ini files",
+    )
     env_file: str | None = option(
         None,
         "KEY=VALUE lines added to the environment before the app is imported",
@@ -213,8 +217,16 @@ class ProcessConfig:
     )
     app_dir: str = option(".", "directory put first on sys.path")
     factory: bool = option(False, "the attribute is a function returning the app")
-    workers: int = option(1, "worker processes sharing the listening socket")
-    reload: bool = option(False, "restart the worker when a watched file changes")
+    workers: int = option(
+        1,
+        "worker processes sharing the listening socket",
+        uvicorn="uvicorn's default comes from $WEB_CONCURRENCY",
+    )
+    reload: bool = option(
+        False,
+        "restart the worker when a watched file changes (one worker)",
+        uvicorn="uvicorn polls without watchfiles; here watchfiles is required",
+    )
     reload_dirs: tuple[str, ...] = option(
         (), "directory to watch (repeatable); default: the app dir", flags=("--reload-dir",)
     )

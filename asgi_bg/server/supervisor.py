@@ -10,6 +10,7 @@ sends each worker exactly one SIGTERM (a second signal would force it).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -29,7 +30,8 @@ _HANDOFF_ENV = "ASGI_BG_WORKER_FDS"
 # A worker that exits before it is ready this many times in a row, with no worker
 # becoming ready in between, means the app cannot start: the supervisor gives up.
 _START_FAILURES_TO_GIVE_UP = 3
-_TICK = 0.05  # seconds between looks at the workers
+_TICK = 0.05
+_PR_SET_PDEATHSIG = 1  # prctl option, from <linux/prctl.h>  # seconds between looks at the workers
 # How long past the graceful shutdown timeout a worker gets before SIGKILL.
 _KILL_GRACE = 5.0
 
@@ -47,7 +49,8 @@ class WorkerHandoff:
         value = os.environ.pop(_HANDOFF_ENV, None)
         if value is None:
             return None
-        fd, ready_fd = (int(part) for part in value.split(","))
+        fd, ready_fd, supervisor = (int(part) for part in value.split(","))
+        _stop_with_parent(supervisor)
         return cls(fd, ready_fd)
 
     def ready(self) -> None:
@@ -55,12 +58,22 @@ class WorkerHandoff:
         os.close(self.ready_fd)
 
 
+def _stop_with_parent(supervisor: int) -> None:
+    """Linux: SIGTERM this worker when its supervisor dies, even by SIGKILL, so no
+    worker goes on serving unsupervised."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != supervisor:  # it died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 class Worker:
     """One worker process and the read end of its readiness pipe."""
 
     def __init__(self, argv: Sequence[str], sock_fd: int) -> None:
         ready_read, ready_write = os.pipe()
-        env = dict(os.environ, **{_HANDOFF_ENV: f"{sock_fd},{ready_write}"})
+        env = dict(os.environ, **{_HANDOFF_ENV: f"{sock_fd},{ready_write},{os.getpid()}"})
         self.process = subprocess.Popen(
             [sys.executable, "-m", "asgi_bg", *argv],
             pass_fds=(sock_fd, ready_write),

@@ -9,6 +9,7 @@ import signal
 import sys
 import typing
 from dataclasses import fields
+from pathlib import Path
 
 import anyio
 import pytest
@@ -171,3 +172,14 @@ async def test_a_missing_app_is_one_line_and_exit_1(
     assert len(lines) == 1, lines
     assert lines[0].startswith("ERROR:    Error loading ASGI app. ")
     assert message in lines[0]
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/server.md"])
+def test_every_flag_is_documented(page: str) -> None:
+    text = (Path(__file__).parents[2] / page).read_text()
+    parser = build_parser()
+    flags = {flag for action in parser._actions for flag in action.option_strings}
+    # `--no-x` comes with every boolean `--x`: documenting `--x` is enough.
+    wanted = {f for f in flags if not f.startswith("--no-")} - {"-h", "--help"}
+    missing = sorted(f for f in wanted if f"`{f}" not in text)
+    assert not missing, f"{page} lacks {missing}"

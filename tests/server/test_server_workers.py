@@ -129,3 +129,15 @@ async def test_sigterm_lets_a_workers_in_flight_request_finish(anyio_backend: st
         await client.stream.aclose()
         assert await server.exit_code(limit=START_LIMIT) == 0
     assert (reply.status, reply.body) == (200, b"got abc")
+
+
+async def test_workers_stop_when_the_supervisor_is_killed(anyio_backend: str) -> None:
+    args = ["deploy_apps:app", "--port", "0", "--workers", "2"]
+    async with cli(*args, backend=anyio_backend) as server:
+        workers = await started_workers(server, 2)
+        server.process.kill()  # no chance to stop its workers itself
+        await server.exit_code()
+        with anyio.fail_after(START_LIMIT):
+            # Polled: the end of a process that is not our child has no event to wait on.
+            while any(alive(pid) for pid in workers):  # noqa: ASYNC110
+                await anyio.sleep(0.1)
