@@ -17,6 +17,7 @@ from .responses import (
     StreamingResponse,
 )
 from .routing import Router
+from .staticfiles import StaticFiles
 
 if typing.TYPE_CHECKING:
     from .server import run
@@ -52,6 +53,7 @@ __all__ = [
     "RequestValidationError",
     "Response",
     "Router",
+    "StaticFiles",
     "StreamingResponse",
     "run",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import re
 import types
 import typing
 import uuid
@@ -59,9 +60,20 @@ def item_type(annotation: Any) -> Any:
 # --- strings (path, query, header, cookie) -------------------------------------------
 
 
+# Python's int() and float() also read Unicode digits (fullwidth "12"), "1_000" and surrounding
+# spaces. A proxy, WAF or cache in front of the app reads those as text, so asgi_bg
+# does too: ASCII digits with an optional sign, nothing else (issue 11, finding 11).
+_ASCII_INT = re.compile(r"[+-]?[0-9]+")
+_ASCII_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Spelled-out specials keep their own error ("finite_number") rather than a parse error.
+_SPECIAL_FLOAT = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+
+
 def _to_int(value: str) -> int:
     try:
-        return int(value)
+        if _ASCII_INT.fullmatch(value) is None:
+            raise ValueError(value)
+        return int(value)  # still refuses more than 4300 digits
     except ValueError:
         raise Invalid(
             "int_parsing",
@@ -81,6 +93,8 @@ def finite_float(text: str) -> float:
 
 def _to_float(value: str) -> float:
     try:
+        if _ASCII_FLOAT.fullmatch(value) is None and _SPECIAL_FLOAT.fullmatch(value) is None:
+            raise ValueError(value)
         number = float(value)
     except ValueError:
         raise Invalid(

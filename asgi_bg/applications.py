@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypeVar
 
-import anyio
-
+from ._app_lifespan import no_lifespan, run_lifespan
 from ._concurrency import is_async_callable, run_in_thread
 from ._context import CONTEXT_KEY, ERRORS_KEY, RequestContext
 from ._types import ASGIApp, Receive, Scope, Send
@@ -27,8 +26,10 @@ Lifespan = Callable[["App"], AbstractAsyncContextManager[Any]]
 
 logger = logging.getLogger("asgi_bg.error")
 
-# Generator-dependency teardowns still run when the request is cancelled, but bounded.
-_TEARDOWN_GRACE = 5.0
+# Each request waiting for its tasks holds its ASGI call (~12 KiB with the server's
+# connection state): a flood of slow tasks must be refused long before memory runs out.
+# 1000 keeps such a flood under ~15 MiB (benchmarks/reliability.py, "flood").
+DEFAULT_MAX_PENDING_TASKS = 1000
 
 
 class App:
@@ -48,8 +49,9 @@ class App:
             runs them in-process like any other task.
         task_submit_timeout: seconds the backend gets to take a request's registered
             calls before the request is answered 503.
-        max_pending_tasks: bound on unfinished in-process tasks; beyond it, a request
-            that queues another task is answered 503 with ``Retry-After``.
+        max_pending_tasks: bound on unfinished in-process tasks (default 1000); beyond
+            it, a request that queues another task is answered 503 with
+            ``Retry-After``, and ``stats()["refused"]`` counts it. None: no bound.
     """
 
     def __init__(
@@ -64,7 +66,7 @@ class App:
         debug: bool = False,
         task_backend: TaskBackend | None = None,
         task_submit_timeout: float = 5.0,
-        max_pending_tasks: int | None = None,
+        max_pending_tasks: int | None = DEFAULT_MAX_PENDING_TASKS,
     ) -> None:
         self.router = Router()
         self.state = State()
@@ -77,7 +79,7 @@ class App:
         self._admit = None if max_pending_tasks is None else _backlog_bound(self, max_pending_tasks)
         self.shutdown_timeout = shutdown_timeout
         self.debug = debug
-        self.lifespan_context = lifespan or _no_lifespan
+        self.lifespan_context = lifespan or no_lifespan
         self._middleware = [_middleware_entry(m) for m in middleware]
         self._handlers: dict[type[BaseException] | int, ExceptionHandler] = {
             HTTPException: _http_exception_handler,
@@ -148,37 +150,26 @@ class App:
         if scope["type"] != "http":
             await self._other_scope(scope, receive, send)
             return
-        context = RequestContext(self._admit)
+        context = RequestContext(self.tasks, self._admit)
         scope[CONTEXT_KEY] = context
         scope["app"] = self
+        stack = self._stack or self._build_stack()
         try:
-            if self._middleware:
-                # User middleware may send on its own: track the start of the response.
-                await (self._stack or self._build_stack())(scope, receive, context.tracking(send))
-            else:
-                # PERF: without middleware the router is called directly; each layer
-                # skipped saved ~0.3 µs of a ~4 µs request in the quick in-process loop.
-                await self.router.resolve(scope)(scope, receive, send)
+            # Middleware may send on its own: then the context watches the real send.
+            await stack(scope, receive, context.tracking(send) if self._middleware else send)
         except Exception as exc:
-            if context.started and context.error is None:
-                self._broken_off(scope, context, exc)
-            await self._on_error(scope, receive, send, context, exc)
+            await self._server_error(scope, receive, send, context, exc)
         except BaseException:
-            await self._abandon(scope, context)
+            await context.abandon(scope.get(ERRORS_KEY), RequestLabel(scope))
             raise
+        # PERF: read in place (a property cost ~1,000 instructions of a /hello).
         if context.tasks or context.response_background or context.teardowns:
-            try:
-                await self._after_response(scope, context)
-            except BaseException:
-                # Cancelled while the tasks ran (the runner named them): the resources
-                # of generator dependencies must still be released.
-                await self._shielded_teardown(scope, context)
-                raise
+            await self._after_response(scope, context)
 
     async def _other_scope(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "lifespan":
-            await self._lifespan(scope, receive, send)
+            await run_lifespan(self, scope, receive, send)
         elif kind == "websocket":
             # No WebSocket routes yet: refuse cleanly rather than leave the client hanging.
             await receive()
@@ -187,49 +178,43 @@ class App:
             raise RuntimeError(f"asgi_bg does not serve {kind!r} scopes")
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The router with the exception handlers: the innermost layer under user middleware."""
+        """The router and the exception handlers: the innermost layer, under any middleware.
+
+        Without middleware the app calls it directly: one exception path either way.
+        """
         try:
             await self.router.resolve(scope)(scope, receive, send)
         except Exception as exc:
+            context: RequestContext = scope[CONTEXT_KEY]
+            exc = await context.failed(exc, RequestLabel(scope))
             handler = self._handler_for(exc)
             if handler is None:
-                raise
-            await self._respond_with_handler(scope, receive, send, handler, exc)
-
-    async def _on_error(
-        self, scope: Scope, receive: Receive, send: Send, context: RequestContext, exc: Exception
-    ) -> None:
-        handler = None if self._middleware else self._handler_for(exc)
-        if handler is not None:
-            try:
-                await self._respond_with_handler(scope, receive, send, handler, exc)
-                return
-            except Exception as handler_error:
-                exc = handler_error  # a failing handler is itself unhandled
-        await self._unhandled(scope, receive, send, context, exc)
-
-    async def _respond_with_handler(
-        self, scope: Scope, receive: Receive, send: Send, handler: ExceptionHandler, exc: Exception
-    ) -> None:
-        if scope[CONTEXT_KEY].started:
-            raise RuntimeError("Handled an exception after the response started") from exc
-        response = await _call_handler(handler, Request(scope, receive), exc)
-        await response(scope, receive, send)
+                raise exc
+            if context.started:
+                raise RuntimeError("Handled an exception after the response started") from exc
+            response = await _call_handler(handler, Request(scope, receive), exc)
+            await response(scope, receive, send)
 
     def _handler_for(self, exc: BaseException) -> ExceptionHandler | None:
+        """The handler for ``exc``; the 500 / ``Exception`` one belongs to the outer layer."""
         handlers = self._handlers
         if isinstance(exc, HTTPException) and exc.status_code in handlers:
             return handlers[exc.status_code]
         for cls in type(exc).__mro__:
+            if cls is Exception:
+                return None
             if cls in handlers:
                 return handlers[cls]
         return None
 
-    async def _unhandled(
+    async def _server_error(
         self, scope: Scope, receive: Receive, send: Send, context: RequestContext, exc: Exception
     ) -> None:
-        """Log, record for the test client, and answer 500 if nothing was sent yet."""
-        label = _label(scope)
+        """The outermost layer: log, record for the test client, answer 500 if nothing
+        was sent yet. Nothing reaches the server."""
+        label = RequestLabel(scope)
+        # Reported again if the inner layer already did: the context ignores the repeat.
+        exc = await context.failed(exc, label)
         if isinstance(exc, ClientDisconnect):
             # Not an app error: one line, no traceback. The 500 below still goes out,
             # for a client that only half-closed its side.
@@ -259,78 +244,18 @@ class App:
 
     async def _after_response(self, scope: Scope, context: RequestContext) -> None:
         """The post-send hook: tasks in order, then generator-dependency teardowns."""
-        label = _label(scope)
-        if context.error is None:
-            tasks = context.all_tasks()
-        else:
-            injected = context.tasks.tasks if context.tasks is not None else []
-            self.tasks.discard(injected, label, context.error)
-            tasks = context.response_background  # an exception handler's own background
-        if tasks:
-            await self.tasks.run(tasks, label, scope.get(ERRORS_KEY))
-        await self._teardown(scope, context, label)
-
-    def _broken_off(self, scope: Scope, context: RequestContext, exc: Exception) -> None:
-        """The response failed after it started (a streamed body raised): the final body
-        never went out, so its tasks must not run. They are counted and named as discarded.
-        """
-        context.error = exc
-        self.tasks.discard(context.all_tasks(), _label(scope), exc)
-        if context.tasks is not None:
-            context.tasks.tasks.clear()
-        context.response_background = []
-
-    async def _teardown(self, scope: Scope, context: RequestContext, label: RequestLabel) -> None:
-        # Each teardown is taken off the list before it runs, so none runs twice when a
-        # cancellation interrupts this loop and the shielded retry finishes it.
-        while context.teardowns:
-            teardown = context.teardowns.pop()
-            try:
-                await teardown(context.error)
-            except Exception as exc:
-                logger.error("Dependency teardown failed for %s", label, exc_info=exc)
-                errors = scope.get(ERRORS_KEY)
-                if errors is not None:
-                    errors.append(exc)
-
-    async def _abandon(self, scope: Scope, context: RequestContext) -> None:
-        """The request was cancelled: name the tasks that will not run, then tear down."""
-        label = _label(scope)
-        tasks = context.all_tasks() if context.error is None else context.response_background
-        self.tasks.cancel_unstarted(tasks, label)
-        await self._shielded_teardown(scope, context)
-
-    async def _shielded_teardown(self, scope: Scope, context: RequestContext) -> None:
-        """Run what is left of the teardowns despite a cancellation, within a grace period."""
-        if context.teardowns:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(_TEARDOWN_GRACE):
-                await self._teardown(scope, context, _label(scope))
-
-    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await receive()  # lifespan.startup
+        label = RequestLabel(scope)
+        errors = scope.get(ERRORS_KEY)
         try:
-            if self.task_backend is not None:
-                await self.task_backend.start(self.task_registry)
-            manager = self.lifespan_context(self)
-            state = await manager.__aenter__()
-        except Exception as exc:
-            logger.error("Application startup failed", exc_info=exc)
-            await send({"type": "lifespan.startup.failed", "message": _one_line(exc)})
-            return
-        if isinstance(state, Mapping) and isinstance(scope.get("state"), dict):
-            scope["state"].update(state)
-        await send({"type": "lifespan.startup.complete"})
-        await receive()  # lifespan.shutdown
-        await self.tasks.shutdown(self.shutdown_timeout)
-        try:
-            await manager.__aexit__(None, None, None)
-            if self.task_backend is not None:
-                await self.task_backend.stop()
-        except Exception as exc:
-            logger.error("Application shutdown failed", exc_info=exc)
-            await send({"type": "lifespan.shutdown.failed", "message": _one_line(exc)})
-            return
-        await send({"type": "lifespan.shutdown.complete"})
+            tasks = context.tasks_to_run()
+            if tasks:
+                await self.tasks.run(tasks, label, errors)
+            await context.teardown(errors, label)
+        except BaseException:
+            # Cancelled while the tasks ran (the runner named them): the resources
+            # of generator dependencies must still be released.
+            await context.abandon(errors, label)
+            raise
 
 
 def _backlog_bound(app: App, limit: int) -> Callable[[BackgroundTask], None]:
@@ -346,14 +271,6 @@ def _backlog_bound(app: App, limit: int) -> Callable[[BackgroundTask], None]:
             )
 
     return admit
-
-
-def _label(scope: Scope) -> RequestLabel:
-    return RequestLabel(scope)
-
-
-def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _middleware_entry(entry: Any) -> tuple[Callable[..., ASGIApp], tuple[Any, ...], dict[str, Any]]:
@@ -388,8 +305,3 @@ async def _backend_unavailable_handler(request: Request, exc: TaskBackendUnavail
 
 async def _validation_handler(request: Request, exc: RequestValidationError) -> Response:
     return JSONResponse({"detail": exc.errors}, 422)
-
-
-@asynccontextmanager
-async def _no_lifespan(app: App) -> AsyncIterator[None]:
-    yield

@@ -96,21 +96,68 @@ class BackgroundTasks:
 
 
 class _Batch:
-    """One request's tasks while they run; shutdown cancels it through ``cancel_scope``."""
+    """One request's tasks while they run: their own progress, errors and cancel scope.
 
-    __slots__ = ("cancel_scope", "in_thread", "label", "position", "progress", "stopped")
+    Progress is kept where it happens: ``done`` tasks finished as seen from the loop,
+    ``handed`` tasks given out and not folded back yet (one async task, or a run of
+    ``def`` tasks in one thread trip), ``progress[0]`` of those finished so far (written
+    by the worker thread). Pending and running are derived from these, never stored.
+    """
 
-    def __init__(self, label: object) -> None:
+    __slots__ = (
+        "cancel_scope",
+        "done",
+        "errors",
+        "failed",
+        "handed",
+        "label",
+        "progress",
+        "stopped",
+        "succeeded",
+        "tasks",
+    )
+
+    def __init__(
+        self, tasks: list[BackgroundTask], label: object, errors: list[BaseException] | None
+    ) -> None:
+        self.tasks = tasks
         self.label = label
-        self.position = 0  # index of the first task not finished yet
+        self.errors = errors  # failures are appended here too (the test client re-raises)
+        self.done = 0
+        self.handed = 0
+        self.progress = [0]
+        self.succeeded = 0
+        self.failed = 0
         self.cancel_scope = anyio.CancelScope()
         # Read by the worker thread between tasks: once True it starts no further task.
         # PERF: a plain attribute, not a threading.Event (2.1 µs to create, per request).
         self.stopped = False
-        # The current thread trip: how many tasks it was given, how many it finished
-        # (written by the worker thread).
-        self.in_thread = 0
+
+    def hand_out(self, count: int) -> list[int]:
+        """Start ``count`` tasks at ``done``; returns the counter their runner advances."""
+        self.handed = count
         self.progress = [0]
+        return self.progress
+
+    def fold(self, failure: bool) -> None:
+        """The handed-out tasks are back: the finished ones, plus one that failed."""
+        finished = self.progress[0]
+        self.succeeded += finished
+        self.done += finished
+        if failure:
+            self.failed += 1
+            self.done += 1
+        self.handed = 0
+        self.progress = [0]
+
+    def counts(self) -> tuple[int, int, int]:
+        """``(succeeded, running, pending)`` right now."""
+        inside = self.progress[0]
+        running = 1 if inside < self.handed else 0
+        return self.succeeded + inside, running, len(self.tasks) - self.done - inside - running
+
+
+_TERMINAL = ("scheduled", "succeeded", "failed", "cancelled", "discarded", "refused")
 
 
 class TaskRunner:
@@ -127,48 +174,39 @@ class TaskRunner:
             raise ValueError("task_threads must be at least 1")
         self.threads = threads
         self.on_task_error = on_task_error
-        self._counts = dict.fromkeys(
-            (
-                "scheduled",
-                "pending",
-                "running",
-                "succeeded",
-                "failed",
-                "cancelled",
-                "discarded",
-                "refused",
-            ),
-            0,
-        )
+        # Only counts that never go down are stored; the live ones come from the batches.
+        self._totals = dict.fromkeys(_TERMINAL, 0)
         self.backend_stats: Callable[[], dict[str, int]] | None = None
         self._batches: set[_Batch] = set()
+        # PERF: the backlog bound asks for this on every add_task; summing the live
+        # batches would cost O(requests). Tasks count until their request's batch ends.
+        self._in_batches = 0
         self._idle: anyio.Event | None = None
         self._limiter: tuple[object, anyio.CapacityLimiter, anyio.CapacityLimiter] | None = None
 
     def backlog(self) -> int:
-        """In-process tasks accepted and not finished yet (pending or running)."""
-        return self._counts["pending"] + self._counts["running"]
+        """In-process tasks of requests whose tasks have not all finished yet."""
+        return self._in_batches
 
     def refused(self) -> None:
         """Count a task refused by ``max_pending_tasks``."""
-        self._counts["refused"] += 1
+        self._totals["refused"] += 1
 
     def stats(self) -> dict[str, int]:
         """Counts: ``scheduled, pending, running, succeeded, failed, cancelled, discarded``,
         ``refused`` (by ``max_pending_tasks``), and the task backend's own counts
         prefixed with ``backend_``.
         """
-        counts = dict(self._counts)
+        counts = dict(self._totals)
+        counts["pending"] = counts["running"] = 0
+        for batch in self._batches:
+            succeeded, running, pending = batch.counts()
+            counts["succeeded"] += succeeded
+            counts["failed"] += batch.failed
+            counts["running"] += running
+            counts["pending"] += pending
         if self.backend_stats is not None:
             counts.update({f"backend_{k}": v for k, v in self.backend_stats().items()})
-        for batch in self._batches:
-            # A thread trip counts all its tasks as running until it returns; what the
-            # thread really does is one task at a time, in order.
-            given, done = batch.in_thread, batch.progress[0]
-            current = 1 if done < given else 0
-            counts["succeeded"] += done
-            counts["running"] -= given - current
-            counts["pending"] += given - done - current
         return counts
 
     async def join(self) -> None:
@@ -182,7 +220,7 @@ class TaskRunner:
         """Drop the tasks of a request whose handler raised; counted and logged."""
         if not tasks:
             return
-        self._counts["discarded"] += len(tasks)
+        self._totals["discarded"] += len(tasks)
         logger.warning(
             "Discarded %d background task(s) of %s because the handler raised %s: %s",
             len(tasks),
@@ -202,70 +240,71 @@ class TaskRunner:
         ``label`` names the request in logs ("POST /path"); failures are appended to
         ``errors`` when given (the test client re-raises them).
         """
-        counts = self._counts
-        counts["scheduled"] += len(tasks)
-        counts["pending"] += len(tasks)
-        batch = _Batch(label)
+        batch = _Batch(list(tasks), label, errors)
+        self._totals["scheduled"] += len(batch.tasks)
+        self._in_batches += len(batch.tasks)
         self._batches.add(batch)
         try:
             with batch.cancel_scope:
-                await self._run_batch(batch, list(tasks), errors)
+                await self._run_batch(batch)
         finally:
-            self._batches.discard(batch)
-            if not self._batches and self._idle is not None:
-                self._idle.set()
-                self._idle = None
+            self._end(batch)
 
-    async def _run_batch(
-        self, batch: _Batch, tasks: list[BackgroundTask], errors: list[BaseException] | None
-    ) -> None:
+    def _end(self, batch: _Batch) -> None:
+        totals = self._totals
+        totals["succeeded"] += batch.succeeded
+        totals["failed"] += batch.failed
+        self._in_batches -= len(batch.tasks)
+        self._batches.discard(batch)
+        if not self._batches and self._idle is not None:
+            self._idle.set()
+            self._idle = None
+
+    async def _run_batch(self, batch: _Batch) -> None:
+        tasks = batch.tasks
         try:
-            while batch.position < len(tasks):
-                if tasks[batch.position].is_async:
-                    await self._run_async(tasks[batch.position], batch, errors)
+            while batch.done < len(tasks):
+                if tasks[batch.done].is_async:
+                    await self._run_async(batch)
                 else:
-                    await self._run_sync_run(tasks, batch, errors)
+                    await self._run_sync_run(batch)
         except anyio.get_cancelled_exc_class():
-            self._cancelled(tasks[batch.position :], batch)
+            batch.stopped = True
+            left = tasks[batch.done :]
+            self._totals["cancelled"] += len(left)
+            batch.done = len(tasks)
+            for task in left:
+                logger.warning("Cancelled background task %s of %s", task.name, batch.label)
             raise
 
-    async def _run_async(
-        self, task: BackgroundTask, batch: _Batch, errors: list[BaseException] | None
-    ) -> None:
-        counts = self._counts
-        self._start(1)
-        failure: Exception | None = None
+    async def _run_async(self, batch: _Batch) -> None:
+        task = batch.tasks[batch.done]
+        batch.hand_out(1)
         try:
             await task.func(*task.args, **task.kwargs)
         except Exception as exc:
-            failure = exc
+            batch.fold(failure=True)
+            await self._failed(task, exc, batch)
+            return
         except BaseException:
-            # Cancelled (or interpreter exit): not finished, so back to pending.
-            counts["running"] -= 1
-            counts["pending"] += 1
+            batch.handed = 0  # cancelled: not finished, counted as cancelled by the caller
             raise
-        counts["running"] -= 1
-        batch.position += 1
-        if failure is None:
-            counts["succeeded"] += 1
-        else:
-            await self._failed(task, failure, batch, errors)
+        batch.progress[0] = 1
+        batch.fold(failure=False)
 
-    async def _run_sync_run(
-        self, tasks: list[BackgroundTask], batch: _Batch, errors: list[BaseException] | None
-    ) -> None:
-        """Run the consecutive ``def`` tasks at ``batch.position`` in one worker-thread trip.
+    async def _run_sync_run(self, batch: _Batch) -> None:
+        """Run the consecutive ``def`` tasks at ``batch.done`` in one worker-thread trip.
 
         PERF: a thread trip costs ~80 µs on the 2-core benchmark machine, more than the
         rest of a request; one trip for a run of sync tasks keeps that cost per request,
         not per task. The thread stops at the first failure so that failure is logged and
         reported before the next task starts, exactly as if each had its own trip.
         """
-        counts = self._counts
-        start = end = batch.position
+        tasks = batch.tasks
+        end = batch.done
         while end < len(tasks) and not tasks[end].is_async:
             end += 1
-        run = tasks[start:end]
+        run = tasks[batch.done : end]
         limiter, unbounded = self._thread_limiters()
         # Take the app's thread token here, not in ``run_sync``: tasks waiting for a thread
         # are pending, not running. PERF: ``acquire_nowait`` first, since ``acquire``
@@ -276,54 +315,22 @@ class TaskRunner:
             limiter.acquire_nowait()
         except anyio.WouldBlock:
             await limiter.acquire()
+        failure: Exception | None = None
         try:
-            self._start(len(run))
-            progress = batch.progress = [0]  # tasks finished, written by the worker thread
-            batch.in_thread = len(run)
-            try:
-                failure = await anyio.to_thread.run_sync(
-                    _call_in_thread,
-                    run,
-                    batch,
-                    progress,
-                    limiter=unbounded,
-                    abandon_on_cancel=True,
-                )
-            finally:
-                batch.in_thread = 0
-                self._finish_run(run, progress[0], batch, start)
+            progress = batch.hand_out(len(run))
+            failure = await anyio.to_thread.run_sync(
+                _call_in_thread, run, batch, progress, limiter=unbounded, abandon_on_cancel=True
+            )
         finally:
             limiter.release()
+            batch.fold(failure is not None)
         if failure is not None:
-            done = progress[0]
-            counts["pending"] -= 1
-            batch.position += 1
-            await self._failed(run[done], failure, batch, errors)
+            await self._failed(batch.tasks[batch.done - 1], failure, batch)
 
-    def _finish_run(self, run: list[BackgroundTask], done: int, batch: _Batch, start: int) -> None:
-        counts = self._counts
-        counts["running"] -= len(run)
-        counts["succeeded"] += done
-        # Whatever did not finish goes back to pending: the next trip starts it, or
-        # cancellation counts it as cancelled.
-        counts["pending"] += len(run) - done
-        batch.position = start + done
-
-    def _start(self, n: int) -> None:
-        self._counts["pending"] -= n
-        self._counts["running"] += n
-
-    async def _failed(
-        self,
-        task: BackgroundTask,
-        exc: Exception,
-        batch: _Batch,
-        errors: list[BaseException] | None,
-    ) -> None:
-        self._counts["failed"] += 1
+    async def _failed(self, task: BackgroundTask, exc: Exception, batch: _Batch) -> None:
         logger.error("Background task %s of %s failed", task.name, batch.label, exc_info=exc)
-        if errors is not None:
-            errors.append(exc)
+        if batch.errors is not None:
+            batch.errors.append(exc)
         if self.on_task_error is not None:
             await self._call_hook(task, exc, batch)
 
@@ -341,14 +348,9 @@ class TaskRunner:
             # The hook is user code too: its failure must not stop the remaining tasks.
             logger.exception("on_task_error hook failed for %s of %s", task.name, batch.label)
 
-    def _cancelled(self, tasks: list[BackgroundTask], batch: _Batch) -> None:
-        batch.stopped = True
-        self._counts["pending"] -= len(tasks)
-        self.cancel_unstarted(tasks, batch.label)
-
     def cancel_unstarted(self, tasks: Sequence[BackgroundTask], label: object) -> None:
         """Count and name tasks that will not run because their request was cancelled."""
-        self._counts["cancelled"] += len(tasks)
+        self._totals["cancelled"] += len(tasks)
         for task in tasks:
             logger.warning("Cancelled background task %s of %s", task.name, label)
 

@@ -10,12 +10,13 @@ import hashlib
 import json
 import mimetypes
 import os
+import re
 import stat
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator, Mapping
 from contextlib import aclosing
 from email.utils import format_datetime, formatdate
-from http.cookies import SimpleCookie
+from http.cookies import CookieError, SimpleCookie
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -23,6 +24,7 @@ import anyio
 import anyio.to_thread
 
 from ._context import CONTEXT_KEY
+from ._ranges import Part, Unsatisfiable, content_range, multipart, requested_ranges
 from ._types import Receive, Scope, Send
 from .background import BackgroundTask, BackgroundTasks
 from .datastructures import MutableHeaders
@@ -87,8 +89,9 @@ class Response:
         return raw
 
     def _has_length(self) -> bool:
-        # RFC 9110 section 8.6: no content-length on 1xx and 204 responses.
-        return not (self.status_code < 200 or self.status_code == 204)
+        # RFC 9110 section 8.6: no content-length on 1xx and 204 responses, nor on a 304,
+        # where it would claim the length of the body that was not sent.
+        return not (self.status_code < 200 or self.status_code in (204, 304))
 
     @property
     def headers(self) -> MutableHeaders:
@@ -109,21 +112,33 @@ class Response:
         secure: bool = False,
         httponly: bool = False,
         samesite: Literal["lax", "strict", "none"] | None = "lax",
+        partitioned: bool = False,
     ) -> None:
-        """Add a ``set-cookie`` header."""
-        cookie: SimpleCookie = SimpleCookie()
-        cookie[key] = value
+        """Add a ``set-cookie`` header.
+
+        Raises ``ValueError`` when the name is not an RFC 6265 token, or ``path``,
+        ``domain``, ``expires`` or ``samesite`` would add attributes of their own
+        (``path="/; Domain=evil.com"``). The value is quoted as the standard library does.
+        """
+        cookie = _new_cookie(key, value)
         morsel = cookie[key]
         if max_age is not None:
             morsel["max-age"] = max_age
         if expires is not None:
-            morsel["expires"] = _cookie_expires(expires)
-        for attr, val in (("path", path), ("domain", domain), ("samesite", samesite)):
-            if val is not None:
-                morsel[attr] = val
+            morsel["expires"] = _cookie_attribute("expires", _cookie_expires(expires))
+        if path is not None:
+            morsel["path"] = _cookie_attribute("path", path)
+        if domain is not None:
+            morsel["domain"] = _cookie_domain(domain)
+        if samesite is not None:
+            morsel["samesite"] = _cookie_samesite(samesite)
         morsel["secure"] = secure
         morsel["httponly"] = httponly
-        self.raw_headers.append((b"set-cookie", cookie.output(header="").strip().encode("latin-1")))
+        header = cookie.output(header="").strip()
+        if partitioned:
+            # Added by hand: http.cookies knows the attribute only from Python 3.14.
+            header += "; Partitioned"
+        self.raw_headers.append((b"set-cookie", header.encode("latin-1")))
 
     def delete_cookie(
         self,
@@ -133,9 +148,10 @@ class Response:
         secure: bool = False,
         httponly: bool = False,
         samesite: Literal["lax", "strict", "none"] | None = "lax",
+        partitioned: bool = False,
     ) -> None:
         """Ask the client to forget a cookie."""
-        self.set_cookie(key, "", 0, 0, path, domain, secure, httponly, samesite)
+        self.set_cookie(key, "", 0, 0, path, domain, secure, httponly, samesite, partitioned)
 
     def hand_over_background(self, scope: Scope) -> bool:
         """Tell the app the response starts and give it ``background`` to run afterwards.
@@ -146,9 +162,7 @@ class Response:
         context = scope.get(CONTEXT_KEY)
         if context is None:
             return self.background is None
-        context.started = True
-        if self.background is not None:
-            context.add_response_background(self.background)
+        context.response_started(self.background)
         return True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -163,9 +177,17 @@ class Response:
             )
             await send({"type": "http.response.body", "body": self.body})
         except OSError:
-            pass  # ASGI 2.4: the client is gone; the handler succeeded, so tasks still run
+            return  # ASGI 2.4: the client is gone; the handler succeeded, so tasks still run
+        if handed_over and CONTEXT_KEY in scope:
+            scope[CONTEXT_KEY].body_sent()
         if not handed_over:
             await _run_detached_background(self.background)
+
+
+def _reporting(scope: Scope, send: Send) -> Send:
+    """``send`` reporting the end of a streamed body to the request's context, if any."""
+    context = scope.get(CONTEXT_KEY)
+    return send if context is None else context.tracking(send)
 
 
 async def _run_detached_background(background: Background) -> None:
@@ -181,6 +203,48 @@ def content_type_header(media_type: str, charset: str) -> tuple[bytes, bytes]:
     if media_type.startswith("text/") and "charset=" not in media_type:
         media_type = f"{media_type}; charset={charset}"
     return (b"content-type", media_type.encode("latin-1"))
+
+
+# RFC 6265 section 4.1.1: a cookie name is a token; path and expires values are any
+# CHAR but controls and ";"; a domain is a host name (letters, digits, "-", ".").
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_ATTRIBUTE_VALUE = re.compile(r"[\x20-\x3a\x3c-\x7e]*")
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
+_DOMAIN = re.compile(rf"\.?{_LABEL}(?:\.{_LABEL})*")
+_SAMESITE = frozenset({"lax", "strict", "none"})
+
+
+def _new_cookie(key: str, value: str) -> SimpleCookie:
+    if _TOKEN.fullmatch(key) is None:
+        raise ValueError(f"cookie name {key!r} is not a valid RFC 6265 token")
+    # http.cookies quotes ";", controls and non-ASCII Latin-1 in the value itself;
+    # beyond Latin-1 the header cannot carry the character at all.
+    if any(ord(char) > 0xFF for char in value):
+        raise ValueError("a cookie value holds Latin-1 characters only: encode it first")
+    cookie: SimpleCookie = SimpleCookie()
+    try:
+        cookie[key] = value
+    except CookieError as exc:  # a reserved name such as "path" or "expires"
+        raise ValueError(f"cookie name {key!r}: {exc}") from None
+    return cookie
+
+
+def _cookie_attribute(name: str, value: str) -> str:
+    if _ATTRIBUTE_VALUE.fullmatch(value) is None:
+        raise ValueError(f"cookie {name} {value!r} holds ';' or a control character")
+    return value
+
+
+def _cookie_domain(domain: str) -> str:
+    if _DOMAIN.fullmatch(domain) is None:
+        raise ValueError(f"cookie domain {domain!r} is not a host name")
+    return domain
+
+
+def _cookie_samesite(samesite: str) -> str:
+    if samesite.lower() not in _SAMESITE:
+        raise ValueError(f"cookie samesite {samesite!r} must be 'lax', 'strict' or 'none'")
+    return samesite
 
 
 def _cookie_expires(expires: datetime.datetime | str | int) -> str:
@@ -253,6 +317,27 @@ class RedirectResponse(Response):
         self.raw_headers.append((b"location", location.encode("latin-1")))
 
 
+# What a redirect's path keeps as it is: RFC 3986 ``pchar`` and "/", without "%", so a
+# decoded path is encoded again whole ("%41" in a path goes out as "%2541").
+_PATH_SAFE = "/:@!$&'()*+,;=~"
+_QUERY_SAFE = _PATH_SAFE + "?%"  # the query string arrives still encoded
+
+
+def local_redirect(path: str, query_string: bytes = b"") -> RedirectResponse:
+    """A 307 to ``path`` (a decoded path) on this origin; 404 if it would leave it.
+
+    A location starting with "//" is a host to a browser (and "/\\" too, since browsers
+    read a backslash as a slash): such a path, which only a hostile link produces, is
+    answered 404. The backslash and every control character are percent-encoded.
+    """
+    location = quote(path, safe=_PATH_SAFE)
+    if not location.startswith("/") or location.startswith("//"):
+        raise HTTPException(404)
+    if query_string:
+        location += "?" + quote(query_string, safe=_QUERY_SAFE)
+    return RedirectResponse(location)
+
+
 class StreamingResponse(Response):
     """Send the body as it is produced by an async or sync iterable.
 
@@ -276,6 +361,7 @@ class StreamingResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handed_over = self.hand_over_background(scope)
+        send = _reporting(scope, send)
         if await self._send_start(send):
             await self._stream_with_disconnect_watch(receive, send)
         if not handed_over:
@@ -360,9 +446,11 @@ def _next_or_stop(iterator: Iterator[Any]) -> Any:
 
 
 class FileResponse(Response):
-    """Send a file in chunks, with ``content-length``, ``last-modified`` and ``etag``.
+    """Send a file in chunks, with ``content-length``, ``last-modified``, ``etag`` and
+    ``accept-ranges``; a ``Range`` request gets those bytes (206, or 416 if none exist).
 
-    A missing file answers 404. ``filename`` adds a ``content-disposition`` header.
+    A missing file answers 404. ``filename`` adds a ``content-disposition`` header of
+    ``content_disposition_type``; ``stat_result`` saves a ``stat`` call when known.
     """
 
     chunk_size = 64 * 1024
@@ -375,28 +463,48 @@ class FileResponse(Response):
         media_type: str | None = None,
         background: Background = None,
         filename: str | None = None,
+        stat_result: os.stat_result | None = None,
+        content_disposition_type: str = "attachment",
     ) -> None:
         self.path = os.fspath(path)
         self.filename = filename
+        self.stat_result = stat_result
         if media_type is None:
-            media_type = mimetypes.guess_type(filename or self.path)[0] or "text/plain"
+            guessed = mimetypes.guess_type(filename or self.path)[0]
+            media_type = guessed or "application/octet-stream"
         super().__init__(None, status_code, headers, media_type, background)
+        extra = [(b"accept-ranges", b"bytes")]
         if filename is not None:
-            disposition = f"attachment; filename*=utf-8''{quote(filename)}"
-            self.raw_headers.append((b"content-disposition", disposition.encode("latin-1")))
+            extra.append(_content_disposition(content_disposition_type, filename))
+        if stat_result is not None:
+            extra += _file_headers(stat_result)
+        self._add_missing(extra)
 
     def _has_length(self) -> bool:
-        return False  # added from the file's size when sent
+        return False  # added from the file's size
+
+    def _add_missing(self, headers: list[tuple[bytes, bytes]]) -> None:
+        # The caller's own headers win, as with Starlette's setdefault.
+        present = {k for k, _ in self.raw_headers}
+        self.raw_headers += [(k, v) for k, v in headers if k not in present]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        info = await self._stat()
+        if self.stat_result is None:
+            self.stat_result = await self._stat()
+            self._add_missing(_file_headers(self.stat_result))
+        plan = self._plan(scope, self.stat_result.st_size)
+        head_only = scope.get("method") == "HEAD"
+        file = None if head_only or not plan.parts else await self._open()
         handed_over = self.hand_over_background(scope)
-        headers = self.raw_headers + _file_headers(info)
-        await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
-        if scope.get("method") == "HEAD":
+        send = _reporting(scope, send)
+        start = {"type": "http.response.start", "status": plan.status, "headers": plan.headers}
+        if file is None:
+            await send(start)
             await send(_end_of_body())
         else:
-            await self._send_chunks(send)
+            async with file:
+                await send(start)
+                await self._send_parts(send, file, plan)
         if not handed_over:
             await _run_detached_background(self.background)
 
@@ -411,12 +519,87 @@ class FileResponse(Response):
             raise HTTPException(404, "File not found")
         return info
 
-    async def _send_chunks(self, send: Send) -> None:
-        async with await anyio.open_file(self.path, "rb") as file:
-            while chunk := await file.read(self.chunk_size):
+    async def _open(self) -> anyio.AsyncFile[bytes]:
+        # Opened before the response starts, so a file that cannot be read is a 404.
+        try:
+            return await anyio.open_file(self.path, "rb")
+        except OSError:
+            raise HTTPException(404, "File not found") from None
+
+    def _plan(self, scope: Scope, size: int) -> _FilePlan:
+        whole = _FilePlan(self.status_code, self.raw_headers, [Part(0, size)], b"")
+        if self.status_code != 200 or scope.get("method") not in ("GET", "HEAD"):
+            return whole
+        request_headers = dict(scope.get("headers", ()))
+        header = request_headers.get(b"range")
+        if header is None or not self._if_range_holds(request_headers.get(b"if-range")):
+            return whole
+        try:
+            ranges = requested_ranges(header.decode("latin-1"), size)
+        except Unsatisfiable:
+            headers = [(b"content-range", f"bytes */{size}".encode()), (b"content-length", b"0")]
+            return _FilePlan(416, headers, [], b"")
+        if ranges is None:
+            return whole
+        return self._partial(ranges, size)
+
+    def _if_range_holds(self, if_range: bytes | None) -> bool:
+        # RFC 9110 section 13.1.5: the range applies only to the representation the
+        # client already holds part of; a weak validator never matches.
+        if if_range is None:
+            return True
+        mine = dict(self.raw_headers)
+        return if_range in (mine.get(b"etag"), mine.get(b"last-modified"))
+
+    def _partial(self, ranges: list[tuple[int, int]], size: int) -> _FilePlan:
+        kept = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        if len(ranges) == 1:
+            start, end = ranges[0]
+            headers = [*kept, (b"content-range", content_range(start, end, size))]
+            headers.append((b"content-length", str(end - start).encode()))
+            return _FilePlan(206, headers, [Part(start, end)], b"")
+        content_type = dict(kept).pop(b"content-type", b"application/octet-stream")
+        body = multipart(ranges, size, content_type)
+        headers = [(k, v) for k, v in kept if k != b"content-type"]
+        headers += [(b"content-type", body.content_type)]
+        headers += [(b"content-length", str(body.length).encode())]
+        return _FilePlan(206, headers, body.parts, body.closing)
+
+    async def _send_parts(self, send: Send, file: anyio.AsyncFile[bytes], plan: _FilePlan) -> None:
+        for part in plan.parts:
+            if part.head and not await _send_unless_gone(send, part.head, more_body=True):
+                return
+            await file.seek(part.start)
+            left = part.end - part.start
+            while left > 0:
+                chunk = await file.read(min(self.chunk_size, left))
+                if not chunk:
+                    raise RuntimeError(f"{self.path} is shorter than when it was measured")
+                left -= len(chunk)
                 if not await _send_unless_gone(send, chunk, more_body=True):
                     return
-        await _send_unless_gone(send, b"", more_body=False)
+        await _send_unless_gone(send, plan.closing, more_body=False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _FilePlan:
+    """What a file response sends: status, headers, the file's parts, a closing line."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    parts: list[Part]
+    closing: bytes
+
+
+def _content_disposition(kind: str, filename: str) -> tuple[bytes, bytes]:
+    if _TOKEN.fullmatch(kind) is None:
+        raise ValueError(f"content_disposition_type {kind!r} is not a token")
+    quoted = quote(filename)
+    # As Starlette: a name that needs no escaping is sent plain, any other as RFC 5987
+    # UTF-8 (quote() escapes '"' and controls, so neither form can break the header).
+    if quoted == filename:
+        return (b"content-disposition", f'{kind}; filename="{filename}"'.encode("latin-1"))
+    return (b"content-disposition", f"{kind}; filename*=utf-8''{quoted}".encode("latin-1"))
 
 
 def _file_headers(info: os.stat_result) -> list[tuple[bytes, bytes]]:

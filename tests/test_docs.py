@@ -49,6 +49,10 @@ def test_python_block_runs(
     module = types.ModuleType(name)
     monkeypatch.setitem(sys.modules, name, module)
     exec(compile(code, where, "exec"), module.__dict__)
+    # A block that neither checks anything nor defines anything would pass whatever the
+    # code it shows does.
+    defined = {n for n in vars(module) if not n.startswith("__")}
+    assert re.search(r"^\s*assert ", code, re.M) or defined, f"{where} shows nothing testable"
 
 
 def test_every_doc_has_python_blocks_or_is_known() -> None:

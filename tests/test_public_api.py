@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import asgi_bg
 import asgi_bg.testing
 
@@ -57,9 +59,15 @@ def test_every_public_module_level_name_is_in_all() -> None:
     assert sorted(public - set(asgi_bg.__all__)) == []
 
 
-def test_the_test_clients_are_importable() -> None:
-    assert callable(asgi_bg.testing.TestClient)
-    assert callable(asgi_bg.testing.AsyncTestClient)
+def test_the_test_clients_answer_from_the_app() -> None:
+    client = asgi_bg.testing.TestClient(asgi_bg.App())
+    assert client.get("/nowhere").status_code == 404
+
+
+@pytest.mark.anyio
+async def test_the_async_test_client_answers_from_the_app(anyio_backend: str) -> None:
+    async with asgi_bg.testing.AsyncTestClient(asgi_bg.App()) as client:
+        assert (await client.get("/nowhere")).status_code == 404
 
 
 def new_modules(code: str) -> set[str]:

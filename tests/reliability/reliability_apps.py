@@ -97,8 +97,14 @@ async def failing_task(ledger: Ledger, ident: str) -> None:
 
 
 def make_app(
-    *, task_threads: int = 40, shutdown_timeout: float = 30.0, announce: bool = False
+    *,
+    task_threads: int = 40,
+    shutdown_timeout: float = 30.0,
+    announce: bool = False,
+    max_pending_tasks: int | None = None,
 ) -> App:
+    """The reliability app. Unbounded backlog by default: these runs push every task
+    through however far the backlog grows (the bound is measured on its own)."""
     ledger = Ledger(announce=announce)
 
     @asynccontextmanager
@@ -107,7 +113,12 @@ def make_app(
         # Runs after the runner's own shutdown: the counts are final here.
         ledger.say("STATS " + json.dumps({"tasks": app.tasks.stats(), **ledger.summary()}))
 
-    app = App(lifespan=lifespan, task_threads=task_threads, shutdown_timeout=shutdown_timeout)
+    app = App(
+        lifespan=lifespan,
+        task_threads=task_threads,
+        shutdown_timeout=shutdown_timeout,
+        max_pending_tasks=max_pending_tasks,
+    )
     app.state.ledger = ledger
     _task_routes(app, ledger)
     _plain_routes(app)
