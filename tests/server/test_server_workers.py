@@ -141,3 +141,16 @@ async def test_workers_stop_when_the_supervisor_is_killed(anyio_backend: str) ->
             # Polled: the end of a process that is not our child has no event to wait on.
             while any(alive(pid) for pid in workers):  # noqa: ASYNC110
                 await anyio.sleep(0.1)
+
+
+async def test_a_worker_past_limit_max_requests_is_replaced(anyio_backend: str) -> None:
+    args = ["deploy_apps:app", "--port", "0", "--workers", "2", "--limit-max-requests", "1"]
+    async with cli(*args, backend=anyio_backend) as server:
+        port = await server.port()
+        first = await started_workers(server, 2)
+        answered = await pid_of_fresh_connection(port)
+        await server.wait_for(rf"Worker \[{answered}\] finished; starting a new one", START_LIMIT)
+        replacement = await started_workers(server, 1)
+        server.process.send_signal(signal.SIGTERM)
+        assert await server.exit_code(limit=START_LIMIT) == 0
+    assert answered in first and not replacement & first
