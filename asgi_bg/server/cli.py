@@ -21,6 +21,7 @@ from .lifespan import LifespanFailure
 from .loading import AppNotFound, load_app, load_env_file
 from .run import run_process, setup_logging, version_line
 from .supervisor import WorkerHandoff, supervise
+from .tls import make_ssl_context
 
 # Exit status when the app's lifespan startup failed (as uvicorn).
 STARTUP_FAILURE = 3
@@ -103,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if process.env_file is not None:
             load_env_file(process.env_file)
         setup_logging(process.log_level, process.log_config)
+        make_ssl_context(server)  # a missing or wrong certificate is a usage error
     except (ValueError, OSError, SetupError) as exc:
         parser.error(str(exc))
     sys.path.insert(0, process.app_dir)

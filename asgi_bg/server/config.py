@@ -239,6 +239,10 @@ class ProcessConfig:
         flags=("--reload-exclude",),
     )
 
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, not {self.workers}")
+
 
 class ServerOptions(TypedDict, total=False):
     """The keyword arguments `serve` and `run` accept: the fields of `ServerConfig`.

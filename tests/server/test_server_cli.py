@@ -16,7 +16,7 @@ import pytest
 from cli_support import ServerProcess, cli, spawned
 from server_support import ScriptedClient
 
-from asgi_bg.server.cli import build_parser
+from asgi_bg.server.cli import build_parser, main
 from asgi_bg.server.config import ProcessConfig, ServerConfig, ServerOptions, option_info
 from asgi_bg.server.loading import AppNotFound, load_app
 
@@ -183,3 +183,22 @@ def test_every_flag_is_documented(page: str) -> None:
     wanted = {f for f in flags if not f.startswith("--no-")} - {"-h", "--help"}
     missing = sorted(f for f in wanted if f"`{f}" not in text)
     assert not missing, f"{page} lacks {missing}"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--workers", "0"], "workers must be at least 1"),
+        (["--uds", "a.sock", "--fd", "3"], "give uds or fd, not both"),
+        (["--ssl-certfile", "missing.pem"], "TLS needs both ssl_keyfile and ssl_certfile"),
+        (["--ssl-certfile", "no.pem", "--ssl-keyfile", "no.key"], "cannot load the TLS files"),
+        (["--header", "no-colon"], "a header is NAME:VALUE"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["deploy_apps:app", *args])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
