@@ -116,8 +116,10 @@ class RequestContext:
         self.admit = admit
         self.registered = False  # an ``@app.task`` function was queued
         self.tasks: BackgroundTasks | None = None
-        self.response_background: list[BackgroundTask] = []
-        self.teardowns: list[Teardown] = []
+        # PERF: shared empty tuples until first used; two lists per request cost more
+        # than the rest of this constructor.
+        self.response_background: list[BackgroundTask] | tuple[()] = ()
+        self.teardowns: list[Teardown] | tuple[()] = ()
         self.error: BaseException | None = None  # the first failure, for teardowns
         self.cache: dict[Any, Any] | None = None
 
@@ -162,6 +164,8 @@ class RequestContext:
 
     def add_teardown(self, teardown: Teardown) -> None:
         """Run ``teardown(error)`` after the tasks, or at once if the request fails."""
+        if not self.teardowns:
+            self.teardowns = []
         self.teardowns.append(teardown)
 
     # --- what the response reports ----------------------------------------------------
@@ -183,7 +187,7 @@ class RequestContext:
         except KeyError:
             raise self._illegal("response_started") from None
         if background is not None:
-            self.response_background.extend(self.new_tasks(background))
+            self.response_background = [*self.response_background, *self.new_tasks(background)]
 
     def body_sent(self) -> None:
         """The final body went out."""
@@ -222,12 +226,12 @@ class RequestContext:
         tasks = self._unsubmitted()
         if self.tasks is not None:
             self.tasks.tasks.clear()
-        self.response_background = []
+        self.response_background = ()
         return tasks
 
     def _unsubmitted(self) -> list[BackgroundTask]:
         injected = self.tasks.tasks if self.tasks is not None else []
-        tasks = injected + self.response_background
+        tasks = [*injected, *self.response_background]
         if self.registered:
             tasks = [task for task in tasks if not task.submitted]
         return tasks

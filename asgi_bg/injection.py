@@ -528,11 +528,11 @@ async def call_plan(plan: Plan, kwargs: dict[str, Any], context: RequestContext)
     if mode == "agen":
         manager = contextlib.asynccontextmanager(plan.call)(**kwargs)
         value = await manager.__aenter__()
-        context.teardowns.append(functools.partial(_exit_async, manager))
+        context.add_teardown(functools.partial(_exit_async, manager))
         return value
     sync_manager = contextlib.contextmanager(plan.call)(**kwargs)
     value = await run_in_thread(sync_manager.__enter__)
-    context.teardowns.append(functools.partial(_exit_sync, sync_manager))
+    context.add_teardown(functools.partial(_exit_sync, sync_manager))
     return value
 
 

@@ -23,7 +23,7 @@ from urllib.parse import quote
 import anyio
 import anyio.to_thread
 
-from ._context import CONTEXT_KEY
+from ._context import CONTEXT_KEY, RequestContext
 from ._ranges import Part, Unsatisfiable, content_range, multipart, requested_ranges
 from ._types import Receive, Scope, Send
 from .background import BackgroundTask, BackgroundTasks
@@ -52,6 +52,8 @@ class Response:
 
     media_type: str | None = None
     charset = "utf-8"
+    # False for responses whose length is not known up front (streamed, files).
+    body_has_length = True
 
     def __init__(
         self,
@@ -82,16 +84,19 @@ class Response:
         if headers:
             raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
             present = {k for k, _ in raw}
-        if b"content-length" not in present and self._has_length():
+        # RFC 9110 section 8.6: no content-length on 1xx and 204 responses, nor on a 304,
+        # where it would claim the length of the body that was not sent.
+        # PERF: a class flag and an inline test, not a method: one call less per response.
+        status = self.status_code
+        if (
+            self.body_has_length
+            and b"content-length" not in present
+            and not (status < 200 or status in (204, 304))
+        ):
             raw.append((b"content-length", str(len(self.body)).encode()))
         if b"content-type" not in present and self.media_type is not None:
             raw.append(content_type_header(self.media_type, self.charset))
         return raw
-
-    def _has_length(self) -> bool:
-        # RFC 9110 section 8.6: no content-length on 1xx and 204 responses, nor on a 304,
-        # where it would claim the length of the body that was not sent.
-        return not (self.status_code < 200 or self.status_code in (204, 304))
 
     @property
     def headers(self) -> MutableHeaders:
@@ -153,20 +158,12 @@ class Response:
         """Ask the client to forget a cookie."""
         self.set_cookie(key, "", 0, 0, path, domain, secure, httponly, samesite, partitioned)
 
-    def hand_over_background(self, scope: Scope) -> bool:
-        """Tell the app the response starts and give it ``background`` to run afterwards.
-
-        Returns False when not served by an asgi_bg ``App``: the caller then runs the
-        background itself, after the body.
-        """
-        context = scope.get(CONTEXT_KEY)
-        if context is None:
-            return self.background is None
-        context.response_started(self.background)
-        return True
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handed_over = self.hand_over_background(scope)
+        # PERF: the context is looked up here rather than through a helper method: one
+        # Python call less on every request that returns a response object.
+        context: RequestContext | None = scope.get(CONTEXT_KEY)
+        if context is not None:
+            context.response_started(self.background)
         try:
             await send(
                 {
@@ -177,17 +174,26 @@ class Response:
             )
             await send({"type": "http.response.body", "body": self.body})
         except OSError:
-            return  # ASGI 2.4: the client is gone; the handler succeeded, so tasks still run
-        if handed_over and CONTEXT_KEY in scope:
-            scope[CONTEXT_KEY].body_sent()
-        if not handed_over:
+            pass  # ASGI 2.4: the client is gone; the handler succeeded, so tasks still run
+        else:
+            if context is not None:
+                context.body_sent()
+        if context is None:
             await _run_detached_background(self.background)
 
 
-def _reporting(scope: Scope, send: Send) -> Send:
-    """``send`` reporting the end of a streamed body to the request's context, if any."""
-    context = scope.get(CONTEXT_KEY)
-    return send if context is None else context.tracking(send)
+def _report_start(response: Response, scope: Scope, send: Send) -> tuple[Send, bool]:
+    """Tell the request's context that ``response`` starts, handing it the ``background``.
+
+    Returns the ``send`` to use (reporting the end of a streamed body) and whether the
+    context took the background; outside an asgi_bg ``App`` the caller runs it itself,
+    after the body.
+    """
+    context: RequestContext | None = scope.get(CONTEXT_KEY)
+    if context is None:
+        return send, response.background is None
+    context.response_started(response.background)
+    return context.tracking(send), True
 
 
 async def _run_detached_background(background: Background) -> None:
@@ -356,12 +362,10 @@ class StreamingResponse(Response):
         self.body_iterator = content
         super().__init__(None, status_code, headers, media_type, background)
 
-    def _has_length(self) -> bool:
-        return False
+    body_has_length = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        handed_over = self.hand_over_background(scope)
-        send = _reporting(scope, send)
+        send, handed_over = _report_start(self, scope, send)
         if await self._send_start(send):
             await self._stream_with_disconnect_watch(receive, send)
         if not handed_over:
@@ -480,8 +484,7 @@ class FileResponse(Response):
             extra += _file_headers(stat_result)
         self._add_missing(extra)
 
-    def _has_length(self) -> bool:
-        return False  # added from the file's size
+    body_has_length = False  # added from the file's size
 
     def _add_missing(self, headers: list[tuple[bytes, bytes]]) -> None:
         # The caller's own headers win, as with Starlette's setdefault.
@@ -495,8 +498,7 @@ class FileResponse(Response):
         plan = self._plan(scope, self.stat_result.st_size)
         head_only = scope.get("method") == "HEAD"
         file = None if head_only or not plan.parts else await self._open()
-        handed_over = self.hand_over_background(scope)
-        send = _reporting(scope, send)
+        send, handed_over = _report_start(self, scope, send)
         start = {"type": "http.response.start", "status": plan.status, "headers": plan.headers}
         if file is None:
             await send(start)

@@ -155,12 +155,14 @@ class Route:
         self._encode = self._pick_encoder()
         self._call = self._pick_call()
 
-    def _pick_call(self) -> Callable[[Scope, Receive, RequestContext], Awaitable[Any]]:
-        """How to call the endpoint, decided once.
+    def _pick_call(self) -> Callable[[Scope, Receive, RequestContext], Awaitable[Any]] | None:
+        """How to call the endpoint, decided once; None: ``await endpoint()`` as it is.
 
         PERF: each strategy is a plain function returning the awaitable, so the handle
         awaits the endpoint (or the injector) directly, without a coroutine of its own in
-        between; an endpoint without parameters skips the injector entirely.
+        between; an endpoint without parameters skips the injector entirely, and an
+        ``async def`` one is awaited without even that function (~800 instructions of a
+        ~35,000-instruction /hello, callgrind).
         """
         plan, endpoint = self.plan, self.endpoint
         if plan.dependencies or plan.extractors:
@@ -168,15 +170,17 @@ class Route:
                 plan, Solver(Request(scope, receive), context)
             )
         if plan.mode == "async":
-            return lambda scope, receive, context: endpoint()
+            return None
         return lambda scope, receive, context: anyio.to_thread.run_sync(endpoint)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request: call, render, commit the tasks, respond."""
         context: RequestContext = scope[CONTEXT_KEY]
-        body = self._render(await self._call(scope, receive, context))
+        call = self._call
+        result = await (self.endpoint() if call is None else call(scope, receive, context))
+        body = self._render(result)
         context.handled()
-        if context.registered or (type(body) is not bytes and body.background is not None):
+        if context.registered or (not isinstance(body, bytes) and body.background is not None):
             await commit_tasks(scope["app"], context, body)
         await self._respond(scope, receive, send, context, body)
 
