@@ -8,8 +8,10 @@ loop (asyncio, uvloop), both servers run as child processes without access log; 
 rep loads one then the other (the order alternates from rep to rep), first with
 `--connections` keep-alive connections (throughput), then with one (latency). A ratio is
 asgi_bg / uvicorn within one rep, so a slow phase of a shared machine hits both alike;
-the median of the reps is the figure to quote. With `--pin` (the default where
-`taskset` exists) the server runs on CPU 0 and wrk on CPU 1.
+the median of the reps is the figure to quote. The server's CPU time per request under
+the throughput load is printed as a ratio too: on a machine shared with other work it
+varies far less than requests per second. With `--pin` (the default where `taskset`
+exists) the server runs on CPU 0 and wrk on CPU 1.
 
 wrk is required (`sh benchmarks/setup.sh` installs it where missing): the Python load
 generator that `benchmarks.loadgen` falls back to needs about as much CPU per request as the
@@ -20,6 +22,7 @@ towards 1, a likely part of why `benchmarks.http_server` and a plain wrk run dis
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -62,13 +65,25 @@ class Settings:
         return ["taskset", "-c", str(which)] if self.pin else []
 
 
+@dataclass(frozen=True, slots=True)
+class Served:
+    port: int
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the server process has used (Linux /proc)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
-def serving(argv: list[str], settings: Settings) -> Iterator[int]:
+def serving(argv: list[str], settings: Settings) -> Iterator[Served]:
     port = _free_port()
+    # taskset execs the server, so the pid is the server's.
     process = subprocess.Popen([*settings.cpu(0), *argv, "--port", str(port)], cwd=ROOT)
     try:
         _wait_ready(process, port)
-        yield port
+        yield Served(port, process.pid)
     finally:
         process.terminate()
         try:
@@ -102,34 +117,45 @@ def wrk(port: int, connections: int, settings: Settings) -> loadgen.LoadResult:
 class Rep:
     rps: dict[str, float]
     p50_ms: dict[str, float]
+    # Server CPU time per request under the throughput load: what the server costs,
+    # much less sensitive than req/s to other processes sharing the machine.
+    cpu_us: dict[str, float]
+
+
+def _throughput(served: Served, settings: Settings) -> tuple[float, float]:
+    before = served.cpu_seconds()
+    result = wrk(served.port, settings.connections, settings)
+    used = served.cpu_seconds() - before
+    return result.rps, used * 1e6 / result.requests
 
 
 def measure(app: str, loop: str, settings: Settings) -> list[Rep]:
     reps = []
     with ExitStack() as stack:
-        ports = {
+        servers = {
             server: stack.enter_context(serving(server_argv(server, app, loop), settings))
             for server in ("asgi_bg", "uvicorn")
         }
         for rep in range(settings.reps):
-            order = list(ports) if rep % 2 == 0 else list(reversed(ports))
-            rps = {s: wrk(ports[s], settings.connections, settings).rps for s in order}
-            p50 = {s: wrk(ports[s], 1, settings).p50_ms for s in order}
-            reps.append(Rep(rps, p50))
+            order = list(servers) if rep % 2 == 0 else list(reversed(servers))
+            loads = {s: _throughput(servers[s], settings) for s in order}
+            p50 = {s: wrk(servers[s].port, 1, settings).p50_ms for s in order}
+            rps = {s: load[0] for s, load in loads.items()}
+            reps.append(Rep(rps, p50, {s: load[1] for s, load in loads.items()}))
     return reps
 
 
+def _ratio(reps: list[Rep], field: str) -> str:
+    ratios = [getattr(r, field)["asgi_bg"] / getattr(r, field)["uvicorn"] for r in reps]
+    return f"{statistics.median(ratios):.2f} ({' '.join(f'{x:.2f}' for x in ratios)})"
+
+
 def describe(name: str, loop: str, reps: list[Rep]) -> str:
-    throughput = [r.rps["asgi_bg"] / r.rps["uvicorn"] for r in reps]
-    latency = [r.p50_ms["asgi_bg"] / r.p50_ms["uvicorn"] for r in reps]
     ours = statistics.median(r.rps["asgi_bg"] for r in reps)
     theirs = statistics.median(r.rps["uvicorn"] for r in reps)
-    each_t = " ".join(f"{x:.2f}" for x in throughput)
-    each_l = " ".join(f"{x:.2f}" for x in latency)
     return (
-        f"{name:<10} {loop:<8} {ours:>8.0f} {theirs:>8.0f}   "
-        f"throughput {statistics.median(throughput):.2f} ({each_t})   "
-        f"latency p50 {statistics.median(latency):.2f} ({each_l})"
+        f"{name:<10} {loop:<8} {ours:>8.0f} {theirs:>8.0f}   throughput {_ratio(reps, 'rps')}"
+        f"   CPU/request {_ratio(reps, 'cpu_us')}   latency p50 {_ratio(reps, 'p50_ms')}"
     )
 
 
