@@ -313,3 +313,36 @@ async def test_stats_while_a_thread_trip_runs_show_one_running_and_the_rest_pend
     assert (during["running"], during["pending"], during["succeeded"]) == (1, 2, 0)
     assert (after["running"], after["pending"], after["succeeded"]) == (0, 0, 3)
     assert after["scheduled"] == 3
+
+
+async def test_the_backlog_is_bounded_by_default(anyio_backend: str) -> None:
+    release = anyio.Event()
+    parked = anyio.Event()
+    app = App()
+
+    async def wait() -> None:
+        await release.wait()
+
+    async def mark_parked() -> None:
+        parked.set()
+        await release.wait()
+
+    @app.post("/fill")
+    async def fill(tasks: BackgroundTasks) -> None:
+        tasks.add_task(mark_parked)  # the first of 1000, all waiting for the release
+        for _ in range(999):
+            tasks.add_task(wait)
+
+    @app.post("/one-more")
+    async def one_more(tasks: BackgroundTasks) -> None:
+        tasks.add_task(wait)
+
+    async with AsyncTestClient(app) as client, anyio.create_task_group() as group:
+        group.start_soon(client.post, "/fill")
+        await parked.wait()  # the 1000 tasks of /fill are in the runner
+        refused = await client.post("/one-more")
+        release.set()
+
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert app.tasks.stats()["refused"] == 1

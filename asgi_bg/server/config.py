@@ -18,14 +18,26 @@ from typing import Any, Literal, TypedDict
 # make the server buffer much on its behalf.
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 
+# A request body must average at least this many bytes per second of waiting, after a
+# grace period: ASP.NET Core Kestrel's defaults (240 bytes/s after 5 s). Legitimate
+# uploads, even over a poor mobile link, are far faster; a client dripping a body to
+# hold a `limit_concurrency` slot is cut off after a few seconds.
+DEFAULT_BODY_MIN_RATE = 240.0
+DEFAULT_BODY_RATE_GRACE = 5.0
+
+# One write may wait this long for the client to read (nginx's `send_timeout` is 60 s).
+DEFAULT_SEND_TIMEOUT = 30.0
+
 # h11's own default for the request line plus headers; past it the answer is 431.
 DEFAULT_MAX_HEADER_SIZE = 16 * 1024
+
+# A WebSocket message larger than this closes the connection with 1009 (as uvicorn).
+DEFAULT_WS_MAX_SIZE = 16 * 1024 * 1024
 
 # `uvicorn=` value of an option uvicorn has under the same flag, with the same meaning.
 SAME = "same"
 
 
-@dataclass(frozen=True)
 class SetupError(Exception):
     """The options ask for something this installation cannot do (e.g. a missing extra)."""
 
@@ -74,8 +86,17 @@ class ServerConfig:
     """Everything the server needs besides the application (the keywords of `serve`).
 
     Times are in seconds. `port=0` asks the operating system for any free port.
+    `header_timeout` bounds the reading of a request head; `body_timeout` bounds each
+    wait for more of a request body (a client that stalls midway gets 408).
+    `body_min_rate` (bytes per second; 0 turns it off) bounds a whole body: past
+    `body_rate_grace` seconds, the time spent waiting for the client may not exceed
+    what that rate allows for the bytes it sent (a body dripped slowly gets 408).
+    `send_timeout` bounds each write: a client that reads nothing of a response for
+    that long is disconnected.
     `limit_concurrency` caps the ASGI calls in flight (including calls whose response
     is already sent but whose background work still runs); requests beyond it get 503.
+    WebSockets: a ping every `ws_ping_interval` seconds (None: never) must be answered
+    within `ws_ping_timeout`; a message over `ws_max_size` bytes closes with 1009.
     """
 
     host: str = option("127.0.0.1", "interface to bind")
@@ -100,6 +121,17 @@ class ServerConfig:
         10.0, "seconds to receive a request line and headers", uvicorn=None
     )
     body_timeout: float = option(30.0, "seconds a request body may stall before 408", uvicorn=None)
+    body_min_rate: float = option(
+        DEFAULT_BODY_MIN_RATE,
+        "bytes/s a request body must average after --body-rate-grace; 0: off",
+        uvicorn=None,
+    )
+    body_rate_grace: float = option(
+        DEFAULT_BODY_RATE_GRACE, "seconds before --body-min-rate applies", uvicorn=None
+    )
+    send_timeout: float = option(
+        DEFAULT_SEND_TIMEOUT, "seconds a write may wait for the client to read", uvicorn=None
+    )
     max_body: int = option(DEFAULT_MAX_BODY, "largest request body in bytes (413)", uvicorn=None)
     max_header_size: int = option(
         DEFAULT_MAX_HEADER_SIZE,
@@ -136,6 +168,9 @@ class ServerConfig:
     ssl_cert_reqs: int = option(
         0, "client certificates: 0 not asked, 1 optional, 2 required", metavar="0|1|2"
     )
+    ws_ping_interval: float | None = option(20.0, "seconds between WebSocket pings")
+    ws_ping_timeout: float | None = option(20.0, "seconds a WebSocket ping may go unanswered")
+    ws_max_size: int = option(DEFAULT_WS_MAX_SIZE, "largest WebSocket message in bytes (1009)")
     headers: tuple[str, ...] = option(
         (),
         "extra response header NAME:VALUE (repeatable)",
@@ -147,15 +182,27 @@ class ServerConfig:
         _check_config(self)
 
 
+_NOT_NEGATIVE = (
+    "shutdown_timeout",
+    "keep_alive",
+    "header_timeout",
+    "body_timeout",
+    "body_min_rate",
+    "body_rate_grace",
+    "send_timeout",
+)
+
+
 def _check_config(config: ServerConfig) -> None:
     if not 0 <= config.port <= 65535:
         raise ValueError(f"port must be between 0 and 65535, not {config.port}")
-    for name in ("shutdown_timeout", "keep_alive", "header_timeout", "body_timeout"):
+    for name in _NOT_NEGATIVE:
         if getattr(config, name) < 0:
             raise ValueError(f"{name} must not be negative")
     if config.max_body < 0 or config.max_header_size < 1:
         raise ValueError("max_body must be >= 0 and max_header_size >= 1")
-    for name in ("limit_concurrency", "limit_connections", "limit_max_requests", "backlog"):
+    limits = ("limit_concurrency", "limit_connections", "limit_max_requests", "backlog")
+    for name in (*limits, "ws_max_size"):
         value = getattr(config, name)
         if value is not None and value < 1:
             raise ValueError(f"{name} must be at least 1")
@@ -260,6 +307,9 @@ class ServerOptions(TypedDict, total=False):
     keep_alive: float
     header_timeout: float
     body_timeout: float
+    body_min_rate: float
+    body_rate_grace: float
+    send_timeout: float
     max_body: int
     max_header_size: int
     root_path: str
@@ -274,4 +324,7 @@ class ServerOptions(TypedDict, total=False):
     ssl_keyfile_password: str | None
     ssl_ca_certs: str | None
     ssl_cert_reqs: int
+    ws_ping_interval: float | None
+    ws_ping_timeout: float | None
+    ws_max_size: int
     headers: tuple[str, ...]
