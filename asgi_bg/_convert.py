@@ -357,12 +357,17 @@ def _together(failures: list[Invalid]) -> Invalid:
     return Invalid(first.type, first.msg, first.value, first.loc, first.ctx, tuple(more))
 
 
-def _dataclass_converter(cls: type, where: str) -> Converter:
+def _hints(cls: Any, where: str) -> dict[str, Any]:
+    """The resolved annotations of a dataclass or TypedDict, or a registration error."""
     try:
-        hints = typing.get_type_hints(cls)
+        return typing.get_type_hints(cls)
     except NameError as exc:
         msg = f"{where}: cannot resolve the fields of {cls.__name__}: {exc}"
         raise ConfigurationError(msg) from exc
+
+
+def _dataclass_converter(cls: type, where: str) -> Converter:
+    hints = _hints(cls, where)
     fields = [
         (f.name, json_converter(hints[f.name], f"{where}.{f.name}"), _has_default(f))
         for f in dataclasses.fields(cls)
@@ -402,11 +407,7 @@ def _dataclass_kwargs(
 
 
 def _typeddict_converter(cls: Any, where: str) -> Converter:
-    try:
-        hints = typing.get_type_hints(cls)
-    except NameError as exc:
-        msg = f"{where}: cannot resolve the keys of {cls.__name__}: {exc}"
-        raise ConfigurationError(msg) from exc
+    hints = _hints(cls, where)
     required = cls.__required_keys__
     fields = [
         (name, json_converter(hint, f"{where}.{name}"), name not in required)

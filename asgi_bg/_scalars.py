@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from ._invalid import Invalid
+
+T = TypeVar("T")
 
 _UTC = dt.UTC
 # pydantic reads a number above this as milliseconds since the epoch.
@@ -75,11 +78,9 @@ def to_date(value: Any) -> dt.date:
     """ISO 8601 date, or a datetime / Unix time whose time of day is zero."""
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            pass
+    parsed = _iso(dt.date.fromisoformat, value)
+    if parsed is not None:
+        return parsed
     try:
         moment = to_datetime(value)
     except Invalid:
@@ -99,11 +100,9 @@ def to_time(value: Any) -> dt.time:
     """ISO 8601 time of day (``HH:MM[:SS[.ffffff]]`` with an optional offset)."""
     if isinstance(value, dt.time):
         return value
-    if isinstance(value, str):
-        try:
-            return dt.time.fromisoformat(value)
-        except ValueError:
-            pass
+    parsed = _iso(dt.time.fromisoformat, value)
+    if parsed is not None:
+        return parsed
     raise Invalid("time_parsing", "Input should be in a valid time format", value)
 
 
@@ -158,3 +157,13 @@ SCALAR_PARSERS = {
     dt.timedelta: to_timedelta,
     bytes: to_bytes,
 }
+
+
+def _iso(parse: Callable[[str], T], value: Any) -> T | None:
+    """``parse(value)`` for a string it accepts, else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse(value)
+    except ValueError:
+        return None
