@@ -217,7 +217,7 @@ class App:
             await context.abandon(scope.get(ERRORS_KEY), RequestLabel(scope))
             raise
         # PERF: read in place (a property cost ~1,000 instructions of a /hello).
-        if context.tasks or context.response_background or context.teardowns:
+        if context.tasks or context.response_background or context.teardowns or context.closers:
             await self._after_response(scope, context)
 
     async def _other_scope(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -249,7 +249,7 @@ class App:
             await context.abandon(scope.get(ERRORS_KEY), label)
             raise
         await guard.close(1000)  # before the tasks: they run once the connection closed
-        if context.tasks or context.response_background or context.teardowns:
+        if context.tasks or context.response_background or context.teardowns or context.closers:
             await self._after_response(scope, context)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:

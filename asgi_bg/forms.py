@@ -89,12 +89,7 @@ def close_with_request(scope: Scope, form: FormData) -> None:
     async def close(_: BaseException | None) -> None:
         await form.close()
 
-    context.add_teardown(close)
-    # Teardowns run from the end of the list: moved to its front, the files close after
-    # every other teardown too (a dependency's exit code may still read them).
-    teardowns = context.teardowns
-    assert isinstance(teardowns, list)
-    teardowns.insert(0, teardowns.pop())
+    context.add_teardown(close, last=True)  # a dependency's exit code may still read them
 
 
 def _parser_for(content_type: str, limits: FormLimits) -> _FormParser | None:
