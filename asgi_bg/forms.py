@@ -116,6 +116,11 @@ def _too_large(what: str) -> HTTPException:
 class _FormParser:
     """What both parsers share: the items so far, the counts, pending file writes."""
 
+    # Set by each parser: python-multipart's parser, its error class, and the body's name.
+    _parser: Any
+    _errors: type[Exception]
+    _body = "form body"
+
     def __init__(self, limits: FormLimits) -> None:
         self.limits = limits
         self.items: list[tuple[str, FormValue]] = []
@@ -126,11 +131,14 @@ class _FormParser:
 
     def feed(self, chunk: bytes) -> None:
         """Parse one chunk of the body."""
-        raise NotImplementedError
+        try:
+            self._parser.write(chunk)
+        except self._errors as exc:
+            raise HTTPException(400, f"Malformed {self._body}: {exc}") from None
 
     def finish(self) -> None:
         """The body ended: a form cut short is malformed."""
-        raise NotImplementedError
+        self._parser.finalize()
 
     async def flush(self) -> None:
         """Write the file data the last chunk carried."""
@@ -162,6 +170,8 @@ class _FormParser:
 class _MultipartForm(_FormParser):
     """``multipart/form-data``: a part with a ``filename`` is a file, others are fields."""
 
+    _body = "multipart body"
+
     def __init__(self, module: ModuleType, boundary: bytes, limits: FormLimits) -> None:
         super().__init__(limits)
         callbacks = {
@@ -184,14 +194,8 @@ class _MultipartForm(_FormParser):
         self._data = bytearray()
         self._ended = False
 
-    def feed(self, chunk: bytes) -> None:
-        try:
-            self._parser.write(chunk)
-        except self._errors as exc:
-            raise HTTPException(400, f"Malformed multipart body: {exc}") from None
-
     def finish(self) -> None:
-        self._parser.finalize()
+        super().finish()
         if not self._ended:
             raise HTTPException(400, "Malformed multipart body: it ends before its last boundary")
 
@@ -254,15 +258,6 @@ class _UrlencodedForm(_FormParser):
         self._parser = module.QuerystringParser(callbacks)
         self._name = bytearray()
         self._value = bytearray()
-
-    def feed(self, chunk: bytes) -> None:
-        try:
-            self._parser.write(chunk)
-        except self._errors as exc:
-            raise HTTPException(400, f"Malformed form body: {exc}") from None
-
-    def finish(self) -> None:
-        self._parser.finalize()
 
     def _field_start(self) -> None:
         self._count_field()
