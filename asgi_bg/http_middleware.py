@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -62,22 +63,20 @@ class HTTPMiddleware:
         inner.adopt_context()
 
 
+@dataclass(eq=False)
 class _Inner:
     """The rest of the app, run by ``call_next`` in a child task of the middleware."""
 
-    def __init__(
-        self, app: ASGIApp, scope: Scope, receive: Receive, request: Request, group: TaskGroup
-    ) -> None:
-        self.app = app
-        self.scope = scope
-        self.receive = receive
-        self.request = request
-        self.group = group
-        self.replayed = False
-        self.changed: dict[contextvars.ContextVar[Any], Any] = {}
-        self.error: BaseException | None = None
-        self.send_stream: MemoryObjectSendStream[Message] | None = None
-        self.receive_stream: MemoryObjectReceiveStream[Message] | None = None
+    app: ASGIApp
+    scope: Scope
+    receive: Receive
+    request: Request
+    group: TaskGroup
+    replayed: bool = False
+    changed: dict[contextvars.ContextVar[Any], Any] = field(default_factory=dict)
+    error: BaseException | None = None
+    send_stream: MemoryObjectSendStream[Message] | None = None
+    receive_stream: MemoryObjectReceiveStream[Message] | None = None
 
     async def call_next(self, request: Request) -> Response:
         """Start the inner app; return its response once it started (or raise its error)."""
