@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import parse_qsl, quote
 
 from ._types import Scope
+
+V = TypeVar("V")
 
 
 class Address(NamedTuple):
@@ -76,17 +78,17 @@ class MutableHeaders(Headers):
         self._items = None
 
 
-class QueryParams(Mapping[str, str]):
-    """Multi-valued query string; ``params[key]`` is the last value, ``getlist`` all of them."""
+class MultiValues(Mapping[str, V]):
+    """A mapping whose keys may repeat: ``m[key]`` is the last value, ``getlist`` all of them.
+
+    Subclasses fill ``_items`` (each key's values, in the order received).
+    """
 
     __slots__ = ("_items",)
 
-    def __init__(self, query: str | bytes = b"") -> None:
-        if isinstance(query, bytes):
-            query = query.decode("latin-1")
-        self._items = _parse_query(query)
+    _items: dict[str, list[V]]
 
-    def __getitem__(self, key: str) -> str:
+    def __getitem__(self, key: str) -> V:
         return self._items[key][-1]
 
     def __iter__(self) -> Iterator[str]:
@@ -95,9 +97,20 @@ class QueryParams(Mapping[str, str]):
     def __len__(self) -> int:
         return len(self._items)
 
-    def getlist(self, key: str) -> list[str]:
-        """Every value of ``key``, in query-string order."""
+    def getlist(self, key: str) -> list[V]:
+        """Every value of ``key``, in the order received."""
         return list(self._items.get(key, ()))
+
+
+class QueryParams(MultiValues[str]):
+    """Multi-valued query string; ``params[key]`` is the last value, ``getlist`` all of them."""
+
+    __slots__ = ()
+
+    def __init__(self, query: str | bytes = b"") -> None:
+        if isinstance(query, bytes):
+            query = query.decode("latin-1")
+        self._items = _parse_query(query)
 
     def multi_items(self) -> list[tuple[str, str]]:
         """Every ``(key, value)`` pair."""

@@ -9,12 +9,12 @@ does (``asgi_bg.forms``, the ``forms`` extra).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from typing import IO
 
 import anyio.to_thread
 
-from .datastructures import Headers
+from .datastructures import Headers, MultiValues
 
 # Parts up to this size stay in memory; larger ones roll over to a temporary file.
 SPOOL_MAX_SIZE = 1024 * 1024
@@ -98,32 +98,19 @@ class UploadFile:
 FormValue = str | UploadFile
 
 
-class FormData(Mapping[str, FormValue]):
+class FormData(MultiValues[FormValue]):
     """A parsed form: ``form[key]`` is the last value, ``getlist`` every value in order.
 
     Values are ``str`` for plain fields and ``UploadFile`` for file parts.
     """
 
-    __slots__ = ("_items", "_list")
+    __slots__ = ("_list",)
 
     def __init__(self, items: Sequence[tuple[str, FormValue]] = ()) -> None:
         self._list = list(items)
         self._items: dict[str, list[FormValue]] = {}
         for key, value in self._list:
             self._items.setdefault(key, []).append(value)
-
-    def __getitem__(self, key: str) -> FormValue:
-        return self._items[key][-1]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def getlist(self, key: str) -> list[FormValue]:
-        """Every value of ``key``, in the order sent."""
-        return list(self._items.get(key, ()))
 
     def multi_items(self) -> list[tuple[str, FormValue]]:
         """Every ``(key, value)`` pair, in the order sent."""
