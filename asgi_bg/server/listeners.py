@@ -126,16 +126,27 @@ async def open_listening(config: ServerConfig, tls: ssl.SSLContext | None) -> Li
     return await AsyncioListening.bind(config, sock, tls)
 
 
-class AnyioListening:
-    """anyio's listeners; one accept loop per bound socket."""
+class _Bound:
+    """What both kinds of listening share: what they are bound to, and the error log."""
 
-    def __init__(self, listeners: list[SocketListener], tls: ssl.SSLContext | None) -> None:
-        self._listeners = listeners
-        self._tls = tls
-        self._scope = anyio.CancelScope()
+    def __init__(self) -> None:
         self._errors = AcceptErrorLog()
         self.description = ""
         self.port = 0
+
+    def _bound_to(self, sock: Any, tls: bool) -> None:
+        self.description = describe_socket(sock, tls)
+        self.port = _port(sock)
+
+
+class AnyioListening(_Bound):
+    """anyio's listeners; one accept loop per bound socket."""
+
+    def __init__(self, listeners: list[SocketListener], tls: ssl.SSLContext | None) -> None:
+        super().__init__()
+        self._listeners = listeners
+        self._tls = tls
+        self._scope = anyio.CancelScope()
 
     @classmethod
     async def bind(
@@ -150,9 +161,7 @@ class AnyioListening:
             # create_tcp_listener only ever makes socket listeners.
             listeners = [sub for sub in multi.listeners if isinstance(sub, SocketListener)]
         self = cls(listeners, tls)
-        raw = listeners[0].extra(anyio.abc.SocketAttribute.raw_socket)
-        self.description = describe_socket(raw, tls is not None)
-        self.port = _port(raw)
+        self._bound_to(listeners[0].extra(anyio.abc.SocketAttribute.raw_socket), tls is not None)
         return self
 
     async def start(self, connections: TaskGroup, handler: Handler) -> None:
@@ -203,16 +212,14 @@ def _over_tls(handler: Handler, context: ssl.SSLContext) -> Handler:
     return handshake_then_handle
 
 
-class AsyncioListening:
+class AsyncioListening(_Bound):
     """PERF: asyncio's own server, whose connections become `AsyncioByteStream`s."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._server: asyncio.Server | None = None
         self._connections: TaskGroup | None = None
         self._handler: Handler | None = None
-        self._errors = AcceptErrorLog()
-        self.description = ""
-        self.port = 0
 
     @classmethod
     async def bind(
@@ -235,8 +242,7 @@ class AsyncioListening:
                 start_serving=False,
             )
         self._server = server
-        self.description = describe_socket(server.sockets[0], tls is not None)
-        self.port = _port(server.sockets[0])
+        self._bound_to(server.sockets[0], tls is not None)
         return self
 
     def _connected(self, stream: AsyncioByteStream) -> None:
