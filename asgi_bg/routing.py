@@ -13,7 +13,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar, Unpack
+from typing import Any, Protocol, TypeVar, Unpack
 from urllib.parse import quote
 
 import anyio.to_thread
@@ -318,6 +318,27 @@ class Mount:
         return f"Mount({self.path!r}, {self.app!r})"
 
 
+class _RouteDecorator(Protocol):
+    def __call__(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]: ...
+
+
+class _OneMethod:
+    """``router.get`` and its kin: ``router.route`` for one method, as a decorator."""
+
+    def __init__(self, method: str, note: str = "") -> None:
+        self._methods = (method,)
+        self.__doc__ = f"Register a {method} route{note}."
+
+    def __get__(self, router: Router, owner: type[Router] | None = None) -> _RouteDecorator:
+        methods = self._methods
+
+        def register(path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
+            return router.route(path, methods, **options)
+
+        register.__doc__ = self.__doc__
+        return register
+
+
 class Router:
     """A group of routes with a common ``prefix``; include it with ``app.include_router``.
 
@@ -432,33 +453,13 @@ class Router:
 
         return register
 
-    def get(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        """Register a GET route (it answers HEAD too)."""
-        return self.route(path, ("GET",), **options)
-
-    def post(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        """Register a POST route."""
-        return self.route(path, ("POST",), **options)
-
-    def put(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        """Register a PUT route."""
-        return self.route(path, ("PUT",), **options)
-
-    def patch(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        """Register a PATCH route."""
-        return self.route(path, ("PATCH",), **options)
-
-    def delete(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        """Register a DELETE route."""
-        return self.route(path, ("DELETE",), **options)
-
-    def options(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        """Register an OPTIONS route."""
-        return self.route(path, ("OPTIONS",), **options)
-
-    def head(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
-        """Register a HEAD route."""
-        return self.route(path, ("HEAD",), **options)
+    get = _OneMethod("GET", " (it answers HEAD too)")
+    post = _OneMethod("POST")
+    put = _OneMethod("PUT")
+    patch = _OneMethod("PATCH")
+    delete = _OneMethod("DELETE")
+    options = _OneMethod("OPTIONS")
+    head = _OneMethod("HEAD")
 
     def include_router(
         self, router: Router, prefix: str = "", **group: Unpack[GroupOptions]
