@@ -125,20 +125,21 @@ def _response(parts: ResponseParts, request: httpx.Request) -> httpx.Response:
     )
 
 
-def _cookie_header(
-    jar: httpx.Cookies, cookies: httpx._types.CookieTypes | None, headers: Any
-) -> Any:
-    """Per-request ``cookies=`` sent with the client's own, as the earlier client did.
+def _with_cookies(jar: httpx.Cookies, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A request's arguments with its ``cookies=`` sent along with the client's own, as
+    the earlier client did.
 
     httpx deprecates per-request cookies (it warns); the merged ``Cookie`` header keeps
     the promise without the warning, and nothing is stored in the client's jar.
     """
+    cookies = kwargs.pop("cookies", None)
     if cookies is None:
-        return headers
+        return kwargs
     merged = httpx.Cookies(jar)
     merged.update(cookies)
     pairs = "; ".join(f"{cookie.name}={cookie.value}" for cookie in merged.jar)
-    return {**dict(httpx.Headers(headers or {})), "cookie": pairs}
+    headers = {**dict(httpx.Headers(kwargs.get("headers") or {})), "cookie": pairs}
+    return {**kwargs, "headers": headers}
 
 
 class _SyncTransport(httpx.BaseTransport):
@@ -205,10 +206,7 @@ class TestClient(_InProcess, httpx.Client):
 
     def request(self, method: str, url: httpx._types.URLTypes, **kwargs: Any) -> httpx.Response:
         """Send one request; ``cookies=`` adds to the client's cookies for this call only."""
-        kwargs["headers"] = _cookie_header(
-            self.cookies, kwargs.pop("cookies", None), kwargs.get("headers")
-        )
-        return super().request(method, url, **kwargs)
+        return super().request(method, url, **_with_cookies(self.cookies, kwargs))
 
     def websocket_connect(
         self,
@@ -290,10 +288,7 @@ class AsyncTestClient(_InProcess, httpx.AsyncClient):
         self, method: str, url: httpx._types.URLTypes, **kwargs: Any
     ) -> httpx.Response:
         """Send one request; ``cookies=`` adds to the client's cookies for this call only."""
-        kwargs["headers"] = _cookie_header(
-            self.cookies, kwargs.pop("cookies", None), kwargs.get("headers")
-        )
-        return await super().request(method, url, **kwargs)
+        return await super().request(method, url, **_with_cookies(self.cookies, kwargs))
 
     def websocket_connect(
         self,
