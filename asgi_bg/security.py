@@ -67,12 +67,17 @@ class SecurityBase:
     challenge = "Bearer"
 
     def _setup(
-        self, model: dict[str, Any], scheme_name: str | None, description: str | None
+        self,
+        model: dict[str, Any],
+        scheme_name: str | None,
+        description: str | None,
+        auto_error: bool,
     ) -> None:
         if description:
             model["description"] = description
         self.model = model
         self.scheme_name = scheme_name or type(self).__name__
+        self.auto_error = auto_error
 
     def not_authenticated(self) -> HTTPException:
         """The 401 this scheme answers when the credentials are missing or malformed."""
@@ -98,9 +103,8 @@ class HTTPBase(SecurityBase):
         description: str | None = None,
         auto_error: bool = True,
     ) -> None:
-        self._setup({"type": "http", "scheme": scheme}, scheme_name, description)
+        self._setup({"type": "http", "scheme": scheme}, scheme_name, description, auto_error)
         self.challenge = scheme.title()
-        self.auto_error = auto_error
 
     async def __call__(self, request: Request) -> HTTPAuthorizationCredentials | None:
         scheme, credentials = get_authorization_scheme_param(request.headers.get("authorization"))
@@ -183,9 +187,8 @@ class _APIKey(SecurityBase):
         auto_error: bool = True,
     ) -> None:
         model = {"type": "apiKey", "in": self.where, "name": name}
-        self._setup(model, scheme_name, description)
+        self._setup(model, scheme_name, description, auto_error)
         self.name = name
-        self.auto_error = auto_error
 
     def _key(self, request: Request) -> str | None:
         raise NotImplementedError
@@ -242,8 +245,8 @@ class OAuth2PasswordBearer(SecurityBase):
         flow: dict[str, Any] = {"scopes": dict(scopes or {}), "tokenUrl": tokenUrl}
         if refreshUrl:
             flow["refreshUrl"] = refreshUrl
-        self._setup({"type": "oauth2", "flows": {"password": flow}}, scheme_name, description)
-        self.auto_error = auto_error
+        model = {"type": "oauth2", "flows": {"password": flow}}
+        self._setup(model, scheme_name, description, auto_error)
 
     async def __call__(self, request: Request) -> str | None:
         scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
