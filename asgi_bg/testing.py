@@ -342,12 +342,8 @@ class _LifespanSession(AbstractAsyncContextManager["_LifespanSession"]):
         self._options.lifespan = self._driver
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
+        # The shutdown runs the same whether the block failed or not.
         try:
             failure = await self._driver.shutdown()
         finally:
