@@ -15,7 +15,7 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import anyio.from_thread
-from typing_extensions import TypedDict
+from typing_extensions import TypeAliasType, TypedDict
 
 from asgi_bg import (
     App,
@@ -32,8 +32,10 @@ from asgi_bg import (
     Request,
     Router,
     UploadFile,
+    WebSocket,
 )
 from asgi_bg.exceptions import RequestValidationError
+from asgi_bg.requests import HTTPConnection
 from asgi_bg.responses import JSONResponse, PlainTextResponse, Response
 from asgi_bg.staticfiles import StaticFiles
 
@@ -41,9 +43,9 @@ STATIC = FilePath(__file__).resolve().parent / "parity_static"
 calls: list[str] = []
 
 
-def tag(where: str) -> Callable[[Request], None]:
-    def tagged(request: Request) -> None:
-        calls.append(f"{where} {request.url.path}")
+def tag(where: str) -> Callable[[HTTPConnection], None]:
+    def tagged(connection: HTTPConnection) -> None:  # also runs for WebSocket routes
+        calls.append(f"{where} {connection.url.path}")
 
     return tagged
 
@@ -162,6 +164,19 @@ async def kinds(
     c: Annotated[str, Depends(plain)],
 ) -> list[str]:
     return [a, b, c]
+
+
+# A type alias of an Annotated dependency (the `type X = ...` statement's object).
+def current_user(user: Annotated[str, Header()] = "anonymous") -> str:
+    return user
+
+
+UserDep = TypeAliasType("UserDep", Annotated[str, Depends(current_user)])
+
+
+@app.get("/alias")
+async def alias(user: UserDep) -> dict[str, str]:
+    return {"user": user}
 
 
 # Overrides, at depth.
@@ -361,6 +376,25 @@ async def form_params(
         "doc": [doc.filename, doc.content_type, body.decode()],
         "more": [m.filename for m in more],
     }
+
+
+# WebSockets, with the same injection.
+@app.websocket("/ws/{room}")
+async def chat(websocket: WebSocket, room: str, who: Annotated[str, Depends(current_user)]) -> None:
+    await websocket.accept()
+    async for text in websocket.iter_text():
+        await websocket.send_json({"room": room, "who": who, "text": text})
+
+
+# Static routes and HEAD (both differ: see test_known_differences_in_routing).
+@app.get("/users/{user_id}")
+async def user(user_id: str) -> dict[str, str]:
+    return {"id": user_id}
+
+
+@app.get("/users/me")
+async def me() -> dict[str, str]:
+    return {"user": "me"}
 
 
 # Trailing slashes and 405.

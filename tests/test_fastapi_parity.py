@@ -9,7 +9,8 @@ headers must be equal.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+import warnings
+from typing import Any, Literal
 
 import httpx
 import parity_app
@@ -18,6 +19,7 @@ import starlette.responses
 from openapi_support import fastapi_twin
 
 import asgi_bg.responses
+from asgi_bg.testing import TestClient
 
 pytestmark = pytest.mark.anyio
 
@@ -54,6 +56,7 @@ REQUESTS: list[tuple[str, str, str, dict[str, Any]]] = [
     ("routers", "GET", "/v1/items/3", {}),
     ("routers", "GET", "/v1/items/x", {}),
     ("depends", "GET", "/cached", {}),
+    ("alias", "GET", "/alias", {"headers": {"user": "ann"}}),
     ("kinds", "GET", "/kinds?q=y", {}),
     ("yield", "GET", "/owner/1", {}),
     ("yield", "GET", "/owner/13", {}),
@@ -162,6 +165,14 @@ async def test_a_body_without_a_json_content_type_is_refused_by_both() -> None:
         assert theirs["body"]["detail"][0]["type"] == "dataclass_type"  # listed difference
 
 
+async def test_known_differences_in_routing() -> None:
+    ours, theirs = await both("GET", "/users/me", {})
+    # Declared after /users/{user_id}: asgi_bg still picks the static route.
+    assert (ours["body"], theirs["body"]) == ({"user": "me"}, {"id": "me"})
+    ours, theirs = await both("HEAD", "/users/1", {})
+    assert (ours["status"], theirs["status"]) == (200, 405)
+
+
 async def test_known_differences_in_allow_and_location() -> None:
     ours, theirs = await both("DELETE", "/slash/", {})
     assert (ours["headers"]["allow"], theirs["headers"]["allow"]) == ("GET, HEAD", "GET")
@@ -239,3 +250,20 @@ async def test_overrides_apply_at_any_depth_and_clear() -> None:
         cleared = await answer(module.app, "GET", "/repo", {})
         results.append((overridden["body"], cleared["body"]))
     assert results[0] == results[1] == ({"repo": "repo over fake"}, {"repo": "repo over real"})
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_websocket_routes_answer_the_same(backend: Literal["asyncio", "trio"]) -> None:
+    with warnings.catch_warnings():
+        # Starlette's client warns that it will move to httpx2; not what is tested here.
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient as FastAPIClient  # noqa: PLC0415
+    seen = []
+    for client in (
+        TestClient(parity_app.app, backend=backend),
+        FastAPIClient(TWIN.app, backend=backend),
+    ):
+        with client.websocket_connect("/ws/blue", headers={"user": "ann"}) as ws:
+            ws.send_text("hi")
+            seen.append(ws.receive_json())
+    assert seen[0] == seen[1] == {"room": "blue", "who": "ann", "text": "hi"}
