@@ -317,6 +317,17 @@ async def tasks(background: BackgroundTasks) -> dict[str, bool]:
     return {"queued": True}
 
 
+def session() -> Iterator[str]:
+    ran.append("open")
+    yield "session"
+    ran.append("close")
+
+
+@app.post("/teardown-order")
+async def teardown_order(background: BackgroundTasks, s: Annotated[str, Depends(session)]) -> None:
+    background.add_task(record, "task uses", s)
+
+
 @app.get("/in-thread")
 def in_thread() -> dict[str, int]:
     # Works only in a worker thread started by anyio, as FastAPI's thread pool is.

@@ -241,6 +241,13 @@ async def test_background_tasks_take_positional_and_keyword_arguments() -> None:
     assert parity_app.ran == TWIN.ran == ["a-b"]
 
 
+async def test_a_yield_dependencys_exit_code_runs_after_the_tasks() -> None:
+    for module in (parity_app, TWIN):
+        module.ran.clear()
+        await answer(module.app, "POST", "/teardown-order", {})
+    assert parity_app.ran == TWIN.ran == ["open", "task uses session", "close"]
+
+
 async def test_overrides_apply_at_any_depth_and_clear() -> None:
     results = []
     for module in (parity_app, TWIN):
