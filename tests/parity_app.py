@@ -328,6 +328,30 @@ async def teardown_order(background: BackgroundTasks, s: Annotated[str, Depends(
     background.add_task(record, "task uses", s)
 
 
+@app.get("/decimal")
+async def decimal() -> Any:
+    return {"price": Decimal("1.50")}
+
+
+@app.get("/decimal-annotated")
+async def decimal_annotated() -> dict[str, Decimal]:
+    return {"price": Decimal("1.50")}
+
+
+@app.get("/unfiltered", response_model=Flags)
+async def unfiltered() -> Any:
+    return {"count": 1, "on": True, "extra": "kept by asgi_bg"}
+
+
+def read_later(upload: UploadFile) -> None:
+    ran.append(upload.file.read().decode())
+
+
+@app.post("/upload-task")
+async def upload_task(doc: UploadFile, background: BackgroundTasks) -> None:
+    background.add_task(read_later, doc)
+
+
 @app.get("/in-thread")
 def in_thread() -> dict[str, int]:
     # Works only in a worker thread started by anyio, as FastAPI's thread pool is.

@@ -81,6 +81,7 @@ REQUESTS: list[tuple[str, str, str, dict[str, Any]]] = [
         "/lax",
         {"content": b'{"count": 1,', "headers": {"content-type": "application/json"}},
     ),
+    ("decimal", "GET", "/decimal", {}),
     ("thread", "GET", "/in-thread", {}),
     ("http-exception", "GET", "/http-error", {}),
     ("exception-handler", "GET", "/teapot", {}),
@@ -246,6 +247,24 @@ async def test_a_yield_dependencys_exit_code_runs_after_the_tasks() -> None:
         module.ran.clear()
         await answer(module.app, "POST", "/teardown-order", {})
     assert parity_app.ran == TWIN.ran == ["open", "task uses session", "close"]
+
+
+async def test_an_upload_is_still_readable_in_the_tasks() -> None:
+    for module in (parity_app, TWIN):
+        module.ran.clear()
+        await answer(module.app, "POST", "/upload-task", {"files": FILES[:1]})
+    assert parity_app.ran == TWIN.ran == ["alpha"]
+
+
+async def test_a_response_model_or_return_annotation_without_pydantic_models_is_not_applied() -> (
+    None
+):
+    ours, theirs = await both("GET", "/unfiltered", {})
+    assert ours["body"] == {"count": 1, "on": True, "extra": "kept by asgi_bg"}
+    assert theirs["body"] == {"count": 1, "on": True}
+    # FastAPI makes a return annotation its response model: pydantic writes Decimal as text.
+    ours, theirs = await both("GET", "/decimal-annotated", {})
+    assert (ours["body"], theirs["body"]) == ({"price": 1.5}, {"price": "1.50"})
 
 
 async def test_overrides_apply_at_any_depth_and_clear() -> None:
