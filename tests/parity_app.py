@@ -328,7 +328,7 @@ async def teardown_order(background: BackgroundTasks, s: Annotated[str, Depends(
     background.add_task(record, "task uses", s)
 
 
-@app.get("/decimal")
+@app.get("/decimal", response_model=None)
 async def decimal() -> Any:
     return {"price": Decimal("1.50")}
 

@@ -256,9 +256,7 @@ async def test_an_upload_is_still_readable_in_the_tasks() -> None:
     assert parity_app.ran == TWIN.ran == ["alpha"]
 
 
-async def test_a_response_model_or_return_annotation_without_pydantic_models_is_not_applied() -> (
-    None
-):
+async def test_response_models_without_pydantic_models_are_not_applied() -> None:
     ours, theirs = await both("GET", "/unfiltered", {})
     assert ours["body"] == {"count": 1, "on": True, "extra": "kept by asgi_bg"}
     assert theirs["body"] == {"count": 1, "on": True}
