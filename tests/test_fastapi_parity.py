@@ -183,20 +183,17 @@ async def test_known_differences_in_allow_and_location() -> None:
     assert location == ("/slash/", "http://testserver/slash/")
 
 
-@pytest.mark.xfail(strict=True, reason="a 204 answer carries the body `null`")
 async def test_a_204_route_returning_none_sends_no_body() -> None:
     ours, theirs = await both("DELETE", "/verbs", {})
     assert ours == theirs
 
 
-@pytest.mark.xfail(strict=True, reason="typing_extensions.TypedDict is read as a query value")
 async def test_a_typing_extensions_typeddict_is_a_body() -> None:
     for body in ({"x": 1, "y": "2"}, {"x": 1}):
         ours, theirs = await both("POST", "/point", {"json": body})
         assert ours == theirs
 
 
-@pytest.mark.xfail(strict=True, reason="RequestValidationError.errors is a list, not a method")
 async def test_a_request_validation_error_handler_sees_the_same_errors() -> None:
     for query in ("?n=1", "?n=x", ""):
         ours = await answer(parity_app.handled, "GET", "/number" + query, {})
