@@ -386,4 +386,4 @@ async def _backend_unavailable_handler(request: Request, exc: TaskBackendUnavail
 
 
 async def _validation_handler(request: Request, exc: RequestValidationError) -> Response:
-    return JSONResponse({"detail": exc.errors}, 422)
+    return JSONResponse({"detail": exc.errors()}, 422)

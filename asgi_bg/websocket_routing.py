@@ -57,7 +57,7 @@ class WebSocketRoute:
             return  # the client left while the endpoint waited: a normal end
         except RequestValidationError as exc:
             if websocket.application_state is not WebSocketState.DISCONNECTED:
-                await websocket.close(POLICY_VIOLATION, validation_reason(exc.errors))
+                await websocket.close(POLICY_VIOLATION, validation_reason(exc.errors()))
 
     def __repr__(self) -> str:
         return f"WebSocketRoute({self.path!r}, {self.name!r})"

@@ -151,7 +151,7 @@ async def test_exception_handlers_by_class_subclass_and_status(with_middleware: 
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        return JSONResponse({"problems": len(exc.errors)}, status_code=400)
+        return JSONResponse({"problems": len(exc.errors())}, status_code=400)
 
     @app.get("/domain")
     async def domain() -> None:
