@@ -11,7 +11,7 @@ group options (``dependencies``, ``tags``, ``deprecated``, ``responses``,
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypedDict
@@ -41,6 +41,13 @@ class RouteOptions(GroupOptions, total=False):
     description: str | None
     response_model: Any
     operation_id: str | None
+
+
+class RouteSpec(RouteOptions, total=False):
+    """The keyword options of a ``Route``: its ``methods`` (default ``("GET",)``) and the
+    route options."""
+
+    methods: Iterable[str]
 
 
 @dataclass(frozen=True, slots=True)

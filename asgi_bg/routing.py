@@ -40,6 +40,7 @@ from .route_options import (
     Group,
     GroupOptions,
     RouteOptions,
+    RouteSpec,
     description_of,
     response_model_of,
 )
@@ -137,16 +138,11 @@ class Route:
     """One endpoint at one path for a set of methods; callable as an ASGI app."""
 
     def __init__(
-        self,
-        path: str,
-        endpoint: Callable[..., Any],
-        *,
-        methods: Iterable[str] = ("GET",),
-        **options: Unpack[RouteOptions],
+        self, path: str, endpoint: Callable[..., Any], **options: Unpack[RouteSpec]
     ) -> None:
         self.path = path
         self.endpoint = endpoint
-        self.methods = _check_methods(methods, path)
+        self.methods = _check_methods(options.get("methods", ("GET",)), path)
         name = options.get("name")
         self.name = name or getattr(endpoint, "__name__", None) or type(endpoint).__name__
         self.status_code = options.get("status_code", 200)
