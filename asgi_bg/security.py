@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict, Unpack
 
 from .exceptions import HTTPException
 from .params import Form
@@ -30,6 +30,7 @@ __all__ = [
     "HTTPBearer",
     "OAuth2PasswordBearer",
     "OAuth2PasswordRequestForm",
+    "SchemeOptions",
     "SecurityBase",
     "get_authorization_scheme_param",
 ]
@@ -59,6 +60,19 @@ def get_authorization_scheme_param(authorization: str | None) -> tuple[str, str]
     return scheme, param.strip()
 
 
+class SchemeOptions(TypedDict, total=False):
+    """The keyword options every scheme takes, with FastAPI's names and defaults.
+
+    ``scheme_name``: the key the scheme is declared under in OpenAPI (default: the class
+    name). ``description``: its OpenAPI description (default: none). ``auto_error``:
+    answer 401 when the credentials are missing (default: True); False gives ``None``.
+    """
+
+    scheme_name: str | None
+    description: str | None
+    auto_error: bool
+
+
 class SecurityBase:
     """A security scheme: ``model`` is its OpenAPI Security Scheme Object, and
     ``scheme_name`` the key it is declared under (the class name unless given)."""
@@ -68,18 +82,14 @@ class SecurityBase:
     auto_error: bool
     challenge = "Bearer"
 
-    def _setup(
-        self,
-        model: dict[str, Any],
-        scheme_name: str | None,
-        description: str | None,
-        auto_error: bool,
-    ) -> None:
+    def _setup(self, model: dict[str, Any], options: SchemeOptions) -> None:
+        """Keep the OpenAPI ``model`` and apply ``options`` with their defaults."""
+        description = options.get("description")
         if description:
             model["description"] = description
         self.model = model
-        self.scheme_name = scheme_name or type(self).__name__
-        self.auto_error = auto_error
+        self.scheme_name = options.get("scheme_name") or type(self).__name__
+        self.auto_error = options.get("auto_error", True)
 
     def not_authenticated(self) -> HTTPException:
         """The 401 this scheme answers when the credentials are missing or malformed."""
@@ -97,15 +107,8 @@ class HTTPBase(SecurityBase):
     """An HTTP authentication scheme (RFC 9110 section 11) read from ``Authorization``;
     the dependency's value is an ``HTTPAuthorizationCredentials``."""
 
-    def __init__(
-        self,
-        *,
-        scheme: str,
-        scheme_name: str | None = None,
-        description: str | None = None,
-        auto_error: bool = True,
-    ) -> None:
-        self._setup({"type": "http", "scheme": scheme}, scheme_name, description, auto_error)
+    def __init__(self, *, scheme: str, **options: Unpack[SchemeOptions]) -> None:
+        self._setup({"type": "http", "scheme": scheme}, options)
         self.challenge = scheme.title()
 
     async def __call__(self, request: Request) -> HTTPAuthorizationCredentials | None:
@@ -123,13 +126,9 @@ class HTTPBearer(HTTPBase):
         self,
         *,
         bearerFormat: str | None = None,  # FastAPI's spelling
-        scheme_name: str | None = None,
-        description: str | None = None,
-        auto_error: bool = True,
+        **options: Unpack[SchemeOptions],
     ) -> None:
-        super().__init__(
-            scheme="bearer", scheme_name=scheme_name, description=description, auto_error=auto_error
-        )
+        super().__init__(scheme="bearer", **options)
         if bearerFormat:
             self.model["bearerFormat"] = bearerFormat
 
@@ -145,17 +144,8 @@ class HTTPBasic(HTTPBase):
     """``Authorization: Basic <base64 user:password>`` (RFC 7617); the value is an
     ``HTTPBasicCredentials``. ``realm`` goes into the 401's challenge."""
 
-    def __init__(
-        self,
-        *,
-        scheme_name: str | None = None,
-        realm: str | None = None,
-        description: str | None = None,
-        auto_error: bool = True,
-    ) -> None:
-        super().__init__(
-            scheme="basic", scheme_name=scheme_name, description=description, auto_error=auto_error
-        )
+    def __init__(self, *, realm: str | None = None, **options: Unpack[SchemeOptions]) -> None:
+        super().__init__(scheme="basic", **options)
         self.challenge = f'Basic realm="{realm}"' if realm else "Basic"
 
     async def __call__(self, request: Request) -> HTTPBasicCredentials | None:  # type: ignore[override]
@@ -180,16 +170,8 @@ class _APIKey(SecurityBase):
     where = ""
     challenge = "APIKey"
 
-    def __init__(
-        self,
-        *,
-        name: str,
-        scheme_name: str | None = None,
-        description: str | None = None,
-        auto_error: bool = True,
-    ) -> None:
-        model = {"type": "apiKey", "in": self.where, "name": name}
-        self._setup(model, scheme_name, description, auto_error)
+    def __init__(self, *, name: str, **options: Unpack[SchemeOptions]) -> None:
+        self._setup({"type": "apiKey", "in": self.where, "name": name}, options)
         self.name = name
 
     def _key(self, request: Request) -> str | None:
@@ -248,7 +230,12 @@ class OAuth2PasswordBearer(SecurityBase):
         if refreshUrl:
             flow["refreshUrl"] = refreshUrl
         model = {"type": "oauth2", "flows": {"password": flow}}
-        self._setup(model, scheme_name, description, auto_error)
+        options: SchemeOptions = {
+            "scheme_name": scheme_name,
+            "description": description,
+            "auto_error": auto_error,
+        }
+        self._setup(model, options)
 
     async def __call__(self, request: Request) -> str | None:
         scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
