@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager
 from types import ModuleType, TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -45,7 +45,13 @@ if TYPE_CHECKING:
 else:
     httpx = import_httpx()
 
-__all__ = ["AsyncTestClient", "TestClient", "TestResponse", "WebSocketDenialResponse"]
+__all__ = [
+    "AsyncTestClient",
+    "ClientOptions",
+    "TestClient",
+    "TestResponse",
+    "WebSocketDenialResponse",
+]
 
 
 if TYPE_CHECKING:
@@ -62,6 +68,27 @@ else:
 logger = logging.getLogger("asgi_bg.testing")
 
 Backend = str  # "asyncio" or "trio"
+Headers = Mapping[str, str] | None  # extra request headers
+Subprotocols = Sequence[str] | None  # the WebSocket subprotocols a client offers
+
+
+class ClientOptions(TypedDict, total=False):
+    """The keyword options both test clients take (see ``TestClient``)."""
+
+    root_path: str
+    cookies: httpx._types.CookieTypes | None
+    headers: Headers
+    follow_redirects: bool
+
+
+def _httpx_arguments(base_url: str, options: ClientOptions) -> dict[str, Any]:
+    """httpx's own arguments for a test client at ``base_url`` with ``options``."""
+    return {
+        "base_url": base_url,
+        "headers": {"user-agent": "testclient", **(options.get("headers") or {})},
+        "cookies": options.get("cookies"),
+        "follow_redirects": options.get("follow_redirects", True),
+    }
 
 
 class _Options:
@@ -104,14 +131,14 @@ class _InProcess:
         """The app under test."""
         return self._asgi.app
 
-    def _scope_for(self, url: str, headers: Mapping[str, str] | None = None) -> Scope:
+    def _scope_for(self, url: str, headers: Headers = None) -> Scope:
         """The HTTP scope of ``GET url`` with the client's headers and cookies: where a
         WebSocket session (``websocket_connect``) starts from."""
         assert isinstance(self, httpx.Client | httpx.AsyncClient)
         return self._asgi.scope(self.build_request("GET", url, headers=headers))
 
     def _websocket(
-        self, url: str, subprotocols: Sequence[str] | None, headers: Mapping[str, str] | None
+        self, url: str, subprotocols: Subprotocols, headers: Headers
     ) -> AsyncWebSocketSession:
         scope = websocket_scope(self._scope_for(url, headers), subprotocols)
         return AsyncWebSocketSession(
@@ -186,33 +213,21 @@ class TestClient(_InProcess, httpx.Client):
         raise_server_exceptions: bool = True,
         base_url: str = "http://testserver",
         *,
-        root_path: str = "",
         backend: Backend = "asyncio",
-        cookies: httpx._types.CookieTypes | None = None,
-        headers: Mapping[str, str] | None = None,
-        follow_redirects: bool = True,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        self._asgi = _Options(app, raise_server_exceptions, root_path)
+        self._asgi = _Options(app, raise_server_exceptions, options.get("root_path", ""))
         self.backend = backend
         self._portal: BlockingPortal | None = None
         self._exit: Any = None
-        super().__init__(
-            base_url=base_url,
-            headers={"user-agent": "testclient", **(headers or {})},
-            cookies=cookies,
-            follow_redirects=follow_redirects,
-            transport=_SyncTransport(self),
-        )
+        super().__init__(transport=_SyncTransport(self), **_httpx_arguments(base_url, options))
 
     def request(self, method: str, url: httpx._types.URLTypes, **kwargs: Any) -> httpx.Response:
         """Send one request; ``cookies=`` adds to the client's cookies for this call only."""
         return super().request(method, url, **_with_cookies(self.cookies, kwargs))
 
     def websocket_connect(
-        self,
-        url: str,
-        subprotocols: Sequence[str] | None = None,
-        headers: Mapping[str, str] | None = None,
+        self, url: str, subprotocols: Subprotocols = None, headers: Headers = None
     ) -> WebSocketTestSession:
         """Open a WebSocket to the app: ``with client.websocket_connect("/ws") as ws``."""
         session = self._websocket(url, subprotocols, headers)
@@ -268,21 +283,12 @@ class AsyncTestClient(_InProcess, httpx.AsyncClient):
         app: ASGIApp,
         raise_server_exceptions: bool = True,
         base_url: str = "http://testserver",
-        *,
-        root_path: str = "",
-        cookies: httpx._types.CookieTypes | None = None,
-        headers: Mapping[str, str] | None = None,
-        follow_redirects: bool = True,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        self._asgi = _Options(app, raise_server_exceptions, root_path)
+        self._asgi = _Options(app, raise_server_exceptions, options.get("root_path", ""))
         self._lifespan: _LifespanSession | None = None
-        super().__init__(
-            base_url=base_url,
-            headers={"user-agent": "testclient", **(headers or {})},
-            cookies=cookies,
-            follow_redirects=follow_redirects,
-            transport=_AsyncTransport(self._asgi),
-        )
+        transport = _AsyncTransport(self._asgi)
+        super().__init__(transport=transport, **_httpx_arguments(base_url, options))
 
     async def request(
         self, method: str, url: httpx._types.URLTypes, **kwargs: Any
@@ -291,10 +297,7 @@ class AsyncTestClient(_InProcess, httpx.AsyncClient):
         return await super().request(method, url, **_with_cookies(self.cookies, kwargs))
 
     def websocket_connect(
-        self,
-        url: str,
-        subprotocols: Sequence[str] | None = None,
-        headers: Mapping[str, str] | None = None,
+        self, url: str, subprotocols: Subprotocols = None, headers: Headers = None
     ) -> AsyncWebSocketSession:
         """Open a WebSocket to the app: ``async with client.websocket_connect("/ws") as ws``."""
         return self._websocket(url, subprotocols, headers)
