@@ -315,7 +315,8 @@ class TaskRunner:
             if not batch.close(exc):
                 raise
         else:
-            batch.close(None)
+            if batch.scope is not None or batch.native:
+                batch.close(None)
         finally:
             self._end(batch)
 
@@ -341,7 +342,8 @@ class TaskRunner:
         except anyio.get_cancelled_exc_class():
             self._cancel_rest(batch)
             raise
-        self._cancel_rest(batch)
+        if batch.cancelled:
+            self._cancel_rest(batch)
 
     def _cancel_rest(self, batch: _Batch) -> None:
         batch.stopped = True
@@ -353,7 +355,7 @@ class TaskRunner:
 
     async def _run_async(self, batch: _Batch) -> None:
         task = batch.tasks[batch.done]
-        batch.hand_out(1)
+        batch.handed = 1  # running; progress[0] stays 0 until it returns
         try:
             coro = task.func(*task.args, **task.kwargs)
             if batch.scope is not None or type(coro) is not CoroutineType:
@@ -375,8 +377,9 @@ class TaskRunner:
         except BaseException:
             batch.handed = 0  # cancelled: not finished, counted as cancelled by the caller
             raise
-        batch.progress[0] = 1
-        batch.fold(failure=False)
+        batch.handed = 0
+        batch.succeeded += 1
+        batch.done += 1
 
     async def _run_sync_run(self, batch: _Batch) -> None:
         """Run the consecutive ``def`` tasks at ``batch.done`` in one worker-thread trip.
