@@ -25,7 +25,7 @@ from anyio._backends._asyncio import _task_states
 
 # PERF: asyncio.current_task() and WeakKeyDictionary.get() are Python functions on 3.11;
 # their C-level parts cost a third as much, on every request with tasks.
-_running_loop = events._get_running_loop
+running_loop = events._get_running_loop
 _current_tasks: dict[Any, Any] = tasks._current_tasks  # type: ignore[attr-defined]
 _states: dict[Any, Any] = _task_states.data  # type: ignore[attr-defined]
 
@@ -36,7 +36,7 @@ class Host:
     __slots__ = ("task", "trio")
 
     def __init__(self) -> None:
-        loop = _running_loop()
+        loop = running_loop()
         self.trio = loop is None  # no asyncio loop in this thread: trio
         if loop is None:
             import trio.lowlevel  # noqa: PLC0415  (only ever reached on trio)

@@ -20,6 +20,7 @@ import anyio.to_thread
 
 from ._cancel import Host
 from ._concurrency import callable_name, is_async_callable
+from ._workers import WorkerPool
 from .backends.base import TASK_NAME_ATTR, check_call
 
 P = ParamSpec("P")
@@ -248,6 +249,8 @@ class TaskRunner:
         self._in_batches = 0
         self._idle: anyio.Event | None = None
         self._limiter: tuple[object, anyio.CapacityLimiter, anyio.CapacityLimiter] | None = None
+        # Entered by the app's lifespan; without it, one to_thread trip per run of def tasks.
+        self.workers = WorkerPool(threads)
 
     def backlog(self) -> int:
         """In-process tasks of requests whose tasks have not all finished yet."""
@@ -408,9 +411,12 @@ class TaskRunner:
         failure: Exception | None = None
         try:
             progress = batch.hand_out(len(run))
-            failure = await anyio.to_thread.run_sync(
-                _call_in_thread, run, batch, progress, limiter=unbounded, abandon_on_cancel=True
-            )
+            if self.workers.ready():
+                failure = await self.workers.run(_call_in_thread, run, batch, progress)
+            else:
+                failure = await anyio.to_thread.run_sync(
+                    _call_in_thread, run, batch, progress, limiter=unbounded, abandon_on_cancel=True
+                )
         finally:
             limiter.release()
             batch.fold(failure is not None)
