@@ -5,7 +5,7 @@ import typing
 from .applications import App
 from .background import BackgroundTask, BackgroundTasks
 from .exceptions import ConfigurationError, HTTPException, RequestValidationError
-from .injection import Body, Cookie, Depends, Header, Query
+from .injection import Body, Cookie, Depends, Header, Path, Query
 from .requests import Request
 from .responses import (
     FileResponse,
@@ -18,6 +18,7 @@ from .responses import (
 )
 from .routing import Router
 from .staticfiles import StaticFiles
+from .websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 if typing.TYPE_CHECKING:
     from .server import run
@@ -46,6 +47,7 @@ __all__ = [
     "HTTPException",
     "Header",
     "JSONResponse",
+    "Path",
     "PlainTextResponse",
     "Query",
     "RedirectResponse",
@@ -55,5 +57,8 @@ __all__ = [
     "Router",
     "StaticFiles",
     "StreamingResponse",
+    "WebSocket",
+    "WebSocketDisconnect",
+    "WebSocketState",
     "run",
 ]

@@ -17,22 +17,17 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Union
 
+from ._invalid import Invalid
+from ._models import holds_model, is_model, model_converter
+from ._models import pydantic_available as _pydantic_available
+from ._scalars import SCALAR_PARSERS
 from .exceptions import ConfigurationError
+
+__all__ = ["Converter", "Invalid", "json_converter", "string_converter"]
 
 Converter = Callable[[Any], Any]
 
 NONE_TYPE = type(None)
-
-
-class Invalid(Exception):
-    """A value failed conversion; ``loc`` is relative to the parameter."""
-
-    def __init__(self, type_: str, msg: str, value: Any, loc: tuple[Any, ...] = ()) -> None:
-        super().__init__(msg)
-        self.type = type_
-        self.msg = msg
-        self.value = value
-        self.loc = loc
 
 
 def unwrap_optional(annotation: Any) -> tuple[Any, bool]:
@@ -168,6 +163,7 @@ _STRING_CONVERTERS: dict[Any, Converter] = {
     float: _to_float,
     bool: _to_bool,
     uuid.UUID: _to_uuid,
+    **SCALAR_PARSERS,
 }
 
 
@@ -182,36 +178,96 @@ def string_converter(annotation: Any, where: str) -> Converter:
         return _enum_converter(annotation)
     if typing.get_origin(annotation) is Literal:
         return _literal_converter(typing.get_args(annotation))
+    if not _is_structured(annotation) and _pydantic_available():
+        return model_converter(annotation, where)  # anything else pydantic validates
     raise ConfigurationError(
-        f"{where}: cannot read a {_type_name(annotation)} from a request string; "
-        "use str, int, float, bool, UUID, an Enum, a Literal, or mark it Body()"
+        f"{where}: cannot read a {_type_name(annotation)} from a request "
+        f"string; {_string_hint(annotation)}"
+    )
+
+
+def _string_hint(annotation: Any) -> str:
+    """What would work instead: a message that leads somewhere."""
+    if _is_structured(annotation):
+        return "a model, dataclass or dict is read from the JSON body: declare it Body()"
+    return (
+        "use str, int, float, bool, Decimal, UUID, a date or time, bytes, an Enum, a "
+        "Literal, or install asgi_bg[pydantic] for other types"
+    )
+
+
+def _is_structured(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation) or annotation
+    return (
+        is_model(annotation)
+        or (dataclasses.is_dataclass(annotation) and isinstance(annotation, type))
+        or origin in (dict, Mapping)
+        or typing.is_typeddict(annotation)
     )
 
 
 # --- decoded JSON (bodies) ------------------------------------------------------------
 
 
-def _json_scalar(type_: type, name: str, label: str) -> Converter:
-    def convert(value: Any) -> Any:
-        if isinstance(value, type_) and not (isinstance(value, bool) and type_ is not bool):
-            return value
-        if type_ is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        if type_ is int and isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise Invalid(f"{name}_type", f"Input should be a valid {label}", value)
+# pydantic's lax mode, as FastAPI validates a decoded JSON body: numbers may come as
+# strings ("5"), booleans as 0/1 or "yes"/"no"; a string field takes only a string.
 
-    return convert
+
+def _json_str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise Invalid("string_type", "Input should be a valid string", value)
+
+
+def _json_int(value: Any) -> int:
+    if isinstance(value, int):
+        return int(value)  # a bool is 0 or 1, as in pydantic's lax mode
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise Invalid(
+            "int_from_float",
+            "Input should be a valid integer, got a number with a fractional part",
+            value,
+        )
+    if isinstance(value, str):
+        return _to_int(value.strip())
+    raise Invalid("int_type", "Input should be a valid integer", value)
+
+
+def _json_float(value: Any) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        return _to_float(value.strip())
+    raise Invalid("float_type", "Input should be a valid number", value)
+
+
+def _json_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        return _to_bool(value)
+    raise Invalid(
+        "bool_parsing" if isinstance(value, int | float) else "bool_type",
+        "Input should be a valid boolean, unable to interpret input"
+        if isinstance(value, int | float)
+        else "Input should be a valid boolean",
+        value,
+    )
 
 
 _JSON_SCALARS: dict[Any, Converter] = {
-    str: _json_scalar(str, "string", "string"),
-    int: _json_scalar(int, "int", "integer"),
-    float: _json_scalar(float, "float", "number"),
-    bool: _json_scalar(bool, "bool", "boolean"),
+    str: _json_str,
+    int: _json_int,
+    float: _json_float,
+    bool: _json_bool,
     Any: _identity,
     object: _identity,
     uuid.UUID: _to_uuid,
+    **SCALAR_PARSERS,
 }
 
 
@@ -232,8 +288,12 @@ def _allow_none(convert: Converter) -> Converter:
 def _json_required(annotation: Any, where: str) -> Converter:
     if annotation in _JSON_SCALARS:
         return _JSON_SCALARS[annotation]
+    if holds_model(annotation):
+        return model_converter(annotation, where)  # pydantic validates its own models
     if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
         return _dataclass_converter(annotation, where)
+    if typing.is_typeddict(annotation):
+        return _typeddict_converter(annotation, where)
     origin = typing.get_origin(annotation) or annotation
     if origin in (dict, Mapping):
         return _dict_converter(annotation, where)
@@ -244,16 +304,23 @@ def _json_required(annotation: Any, where: str) -> Converter:
         return _enum_converter(annotation)
     if origin is Literal:
         return _literal_converter(typing.get_args(annotation))
-    raise ConfigurationError(f"{where}: cannot read a {_type_name(annotation)} from a JSON body")
+    if _pydantic_available():
+        return model_converter(annotation, where)  # anything else pydantic validates
+    raise ConfigurationError(
+        f"{where}: cannot read a {_type_name(annotation)} from a JSON body; "
+        "use a dataclass, TypedDict, dict, list or a scalar, or install asgi_bg[pydantic]"
+    )
 
 
 def _list_converter(convert_item: Converter, origin: Any) -> Converter:
     build = origin if origin in (tuple, set, frozenset) else list
 
+    name = {tuple: "tuple", set: "set", frozenset: "frozenset"}.get(build, "list")
+
     def convert(value: Any) -> Any:
         if not isinstance(value, list):
-            raise Invalid("list_type", "Input should be a valid list", value)
-        return build(_each(convert_item, enumerate(value)))
+            raise Invalid(f"{name}_type", f"Input should be a valid {name}", value)
+        return build(convert_each(convert_item, enumerate(value)))
 
     return convert
 
@@ -265,28 +332,42 @@ def _dict_converter(annotation: Any, where: str) -> Converter:
     def convert(value: Any) -> Any:
         if not isinstance(value, dict):
             raise Invalid("dict_type", "Input should be a valid dictionary", value)
-        return dict(zip(value, _each(convert_value, value.items()), strict=True))
+        return dict(zip(value, convert_each(convert_value, value.items()), strict=True))
 
     return convert
 
 
-def _each(convert: Converter, items: Any) -> list[Any]:
-    """Convert every item; the first failure is re-raised with the item's key in ``loc``."""
+def convert_each(convert: Converter, items: Any) -> list[Any]:
+    """Convert every item; failures are raised together, each with its item's key in
+    ``loc``, as pydantic lists every failing item."""
     out = []
+    failures: list[Invalid] = []
     for key, item in items:
         try:
             out.append(convert(item))
         except Invalid as exc:
-            raise Invalid(exc.type, exc.msg, exc.value, (key, *exc.loc)) from None
+            failures.extend(exc.at(key).items())
+    if failures:
+        raise _together(failures)
     return out
 
 
-def _dataclass_converter(cls: type, where: str) -> Converter:
+def _together(failures: list[Invalid]) -> Invalid:
+    first, *more = failures
+    return Invalid(first.type, first.msg, first.value, first.loc, first.ctx, tuple(more))
+
+
+def _hints(cls: Any, where: str) -> dict[str, Any]:
+    """The resolved annotations of a dataclass or TypedDict, or a registration error."""
     try:
-        hints = typing.get_type_hints(cls)
+        return typing.get_type_hints(cls)
     except NameError as exc:
         msg = f"{where}: cannot resolve the fields of {cls.__name__}: {exc}"
         raise ConfigurationError(msg) from exc
+
+
+def _dataclass_converter(cls: type, where: str) -> Converter:
+    hints = _hints(cls, where)
     fields = [
         (f.name, json_converter(hints[f.name], f"{where}.{f.name}"), _has_default(f))
         for f in dataclasses.fields(cls)
@@ -295,7 +376,12 @@ def _dataclass_converter(cls: type, where: str) -> Converter:
 
     def convert(value: Any) -> Any:
         if not isinstance(value, dict):
-            raise Invalid("model_type", f"Input should be an object ({cls.__name__})", value)
+            raise Invalid(
+                "dataclass_type",
+                f"Input should be a dictionary or an instance of {cls.__name__}",
+                value,
+                ctx={"class_name": cls.__name__},
+            )
         return cls(**_dataclass_kwargs(fields, value))
 
     return convert
@@ -305,16 +391,35 @@ def _dataclass_kwargs(
     fields: list[tuple[str, Converter, bool]], value: dict[str, Any]
 ) -> dict[str, Any]:
     kwargs = {}
+    failures: list[Invalid] = []
     for name, convert, has_default in fields:
         if name not in value:
-            if has_default:
-                continue
-            raise Invalid("missing", "Field required", None, (name,))
+            if not has_default:
+                failures.append(Invalid("missing", "Field required", value, (name,)))
+            continue
         try:
             kwargs[name] = convert(value[name])
         except Invalid as exc:
-            raise Invalid(exc.type, exc.msg, exc.value, (name, *exc.loc)) from None
+            failures.extend(exc.at(name).items())
+    if failures:
+        raise _together(failures)  # every failing field, as pydantic reports them
     return kwargs
+
+
+def _typeddict_converter(cls: Any, where: str) -> Converter:
+    hints = _hints(cls, where)
+    required = cls.__required_keys__
+    fields = [
+        (name, json_converter(hint, f"{where}.{name}"), name not in required)
+        for name, hint in hints.items()
+    ]
+
+    def convert(value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise Invalid("dict_type", "Input should be a valid dictionary", value)
+        return _dataclass_kwargs(fields, value)  # unknown keys are dropped, as in pydantic
+
+    return convert
 
 
 def _has_default(field: dataclasses.Field[Any]) -> bool:
@@ -323,12 +428,10 @@ def _has_default(field: dataclasses.Field[Any]) -> bool:
 
 
 def is_body_type(annotation: Any) -> bool:
-    """Annotations read from the JSON body by default: dataclasses, dicts, lists of those."""
+    """Annotations read from the JSON body by default: dataclasses, TypedDicts, pydantic
+    models, dicts, and lists of those."""
     inner, _ = unwrap_optional(annotation)
-    if dataclasses.is_dataclass(inner) and isinstance(inner, type):
-        return True
-    origin = typing.get_origin(inner) or inner
-    if origin in (dict, Mapping):
+    if _is_structured(inner):
         return True
     if is_sequence(inner):
         # A bare ``list`` is a JSON array; ``list[str]`` is a repeated query parameter.

@@ -16,9 +16,12 @@ from .backends.base import TASK_NAME_ATTR, TaskBackend, TaskBackendUnavailable, 
 from .background import BackgroundTask, TaskErrorHook, TaskRunner
 from .datastructures import RequestLabel
 from .exceptions import HTTPException, RequestValidationError
+from .http_middleware import HTTPMiddleware
+from .openapi import build_document, install_endpoints, pages
 from .requests import ClientDisconnect, Request, State
 from .responses import JSONResponse, PlainTextResponse, Response
 from .routing import Router
+from .websocket_routing import INTERNAL_ERROR, CloseGuard
 
 F = TypeVar("F", bound=Callable[..., Any])
 ExceptionHandler = Callable[[Request, Any], Response | Awaitable[Response]]
@@ -52,6 +55,14 @@ class App:
         max_pending_tasks: bound on unfinished in-process tasks (default 1000); beyond
             it, a request that queues another task is answered 503 with
             ``Retry-After``, and ``stats()["refused"]`` counts it. None: no bound.
+        dependencies: ``Depends(...)`` run before every route's handler, values discarded.
+        title, version, description, servers, openapi_tags: the OpenAPI document's
+            ``info``, ``servers`` and ``tags`` (see ``docs/openapi.md``).
+        openapi_url, docs_url, redoc_url, swagger_ui_oauth2_redirect_url: where the
+            document, Swagger UI, ReDoc and Swagger UI's OAuth2 redirect page are served;
+            None turns one off (``openapi_url=None``: no document and no docs pages).
+        swagger_js_url, swagger_css_url, redoc_js_url: the docs pages' assets, for a
+            deployment that serves its own copies.
     """
 
     def __init__(
@@ -67,8 +78,23 @@ class App:
         task_backend: TaskBackend | None = None,
         task_submit_timeout: float = 5.0,
         max_pending_tasks: int | None = DEFAULT_MAX_PENDING_TASKS,
+        dependencies: Sequence[Any] | None = None,
+        title: str = "asgi_bg",
+        version: str = "0.1.0",
+        description: str = "",
+        openapi_url: str | None = "/openapi.json",
+        docs_url: str | None = "/docs",
+        redoc_url: str | None = "/redoc",
+        swagger_ui_oauth2_redirect_url: str | None = "/docs/oauth2-redirect",
+        servers: Sequence[dict[str, Any]] = (),
+        openapi_tags: Sequence[dict[str, Any]] = (),
+        swagger_js_url: str = pages.SWAGGER_JS_URL,
+        swagger_css_url: str = pages.SWAGGER_CSS_URL,
+        redoc_js_url: str = pages.REDOC_JS_URL,
     ) -> None:
-        self.router = Router()
+        self.router = Router(dependencies=dependencies)
+        # {original: replacement}, looked up per request by the injector (tests set it).
+        self.dependency_overrides: dict[Callable[..., Any], Callable[..., Any]] = {}
         self.state = State()
         self.tasks = TaskRunner(task_threads, on_task_error)
         self.task_backend = task_backend
@@ -99,7 +125,24 @@ class App:
         self.add_route = self.router.add_route
         self.include_router = self.router.include_router
         self.mount = self.router.mount
+        self.websocket = self.router.websocket
+        self.add_websocket_route = self.router.add_websocket_route
         self.url_path_for = self.router.url_path_for
+        self.title, self.version, self.description = title, version, description
+        self.openapi_url, self.docs_url, self.redoc_url = openapi_url, docs_url, redoc_url
+        self.swagger_ui_oauth2_redirect_url = swagger_ui_oauth2_redirect_url
+        self.servers, self.openapi_tags = list(servers), list(openapi_tags)
+        self.swagger_js_url, self.swagger_css_url = swagger_js_url, swagger_css_url
+        self.redoc_js_url = redoc_js_url
+        self.openapi_schema: dict[str, Any] | None = None
+        install_endpoints(self)
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of the app's routes, built on first call and cached
+        in ``openapi_schema`` (routes added later are not in it)."""
+        if self.openapi_schema is None:
+            self.openapi_schema = build_document(self)
+        return self.openapi_schema
 
     # --- configuration ------------------------------------------------------------------
 
@@ -108,6 +151,17 @@ class App:
         if self._stack is not None:
             raise RuntimeError("Cannot add middleware after the application has started")
         self._middleware.insert(0, (cls, (), kwargs))
+
+    def middleware(self, middleware_type: str) -> Callable[[F], F]:
+        """``@app.middleware("http")`` around ``async def mw(request, call_next) -> Response``."""
+        if middleware_type != "http":
+            raise ValueError(f'middleware type is "http", not {middleware_type!r}')
+
+        def register(dispatch: F) -> F:
+            self.add_middleware(HTTPMiddleware, dispatch=dispatch)
+            return dispatch
+
+        return register
 
     def task(self, func: F) -> F:
         """Register ``func`` as a task of this app (decorator).
@@ -171,17 +225,41 @@ class App:
         if kind == "lifespan":
             await run_lifespan(self, scope, receive, send)
         elif kind == "websocket":
-            # No WebSocket routes yet: refuse cleanly rather than leave the client hanging.
-            await receive()
-            await send({"type": "websocket.close", "code": 1000})
+            await self._websocket(scope, receive, send)
         else:
             raise RuntimeError(f"asgi_bg does not serve {kind!r} scopes")
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One WebSocket connection: closed when the endpoint ends (1011 if it raised),
+        then its background tasks and teardowns run, as after an HTTP response."""
+        context = RequestContext(self.tasks, self._admit)
+        scope[CONTEXT_KEY] = context
+        scope["app"] = self
+        label = RequestLabel(scope)
+        guard = CloseGuard(receive, send)
+        try:
+            await (self._stack or self._build_stack())(scope, guard.receive, guard.send)
+        except Exception as exc:
+            exc = await context.failed(exc, label)
+            logger.error("Exception while serving %s", label, exc_info=exc)
+            if (errors := scope.get(ERRORS_KEY)) is not None:
+                errors.append(exc)
+            await guard.close(INTERNAL_ERROR)
+        except BaseException:
+            await context.abandon(scope.get(ERRORS_KEY), label)
+            raise
+        await guard.close(1000)  # before the tasks: they run once the connection closed
+        if context.tasks or context.response_background or context.teardowns:
+            await self._after_response(scope, context)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The router and the exception handlers: the innermost layer, under any middleware.
 
         Without middleware the app calls it directly: one exception path either way.
         """
+        if scope["type"] == "websocket":
+            await self.router(scope, receive, send)  # HTTP exception handlers do not apply
+            return
         try:
             await self.router.resolve(scope)(scope, receive, send)
         except Exception as exc:

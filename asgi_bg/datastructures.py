@@ -199,4 +199,4 @@ class RequestLabel:
 
     def __str__(self) -> str:
         scope = self._scope
-        return f"{scope.get('method', '?')} {loggable_path(scope.get('path', '?'))}"
+        return f"{scope.get('method', 'WebSocket')} {loggable_path(scope.get('path', '?'))}"

@@ -41,38 +41,18 @@ class ClientDisconnect(Exception):
 _MISSING: Any = object()
 
 
-class Request:
-    """One HTTP request. Headers, query, cookies, URL and body are computed on first access."""
+class HTTPConnection:
+    """What an HTTP request and a WebSocket share: headers, query, cookies, path
+    parameters, URL, client, state and app, each computed on first access."""
 
-    __slots__ = (
-        "_body",
-        "_cookies",
-        "_headers",
-        "_json",
-        "_pending",
-        "_query",
-        "_receive",
-        "_stream_consumed",
-        "_url",
-        "scope",
-    )
+    __slots__ = ("_cookies", "_headers", "_query", "_url", "scope")
 
-    def __init__(self, scope: Scope, receive: Receive | None = None) -> None:
+    def __init__(self, scope: Scope) -> None:
         self.scope = scope
-        self._receive = receive if receive is not None else _no_body
         self._headers: Headers | None = None
         self._query: QueryParams | None = None
         self._cookies: dict[str, str] | None = None
         self._url: URL | None = None
-        self._body: bytes | None = None
-        self._json: Any = _MISSING
-        self._stream_consumed = False
-        self._pending: list[Message] = []  # received by is_disconnected(), not yet read
-
-    @property
-    def method(self) -> str:
-        """The request method, upper case."""
-        return str(self.scope["method"])
 
     @property
     def headers(self) -> Headers:
@@ -126,6 +106,25 @@ class Request:
     def app(self) -> App:
         """The application serving this request."""
         return self.scope["app"]  # type: ignore[no-any-return]
+
+
+class Request(HTTPConnection):
+    """One HTTP request. Headers, query, cookies, URL and body are computed on first access."""
+
+    __slots__ = ("_body", "_json", "_pending", "_receive", "_stream_consumed")
+
+    def __init__(self, scope: Scope, receive: Receive | None = None) -> None:
+        super().__init__(scope)
+        self._receive = receive if receive is not None else _no_body
+        self._body: bytes | None = None
+        self._json: Any = _MISSING
+        self._stream_consumed = False
+        self._pending: list[Message] = []  # received by is_disconnected(), not yet read
+
+    @property
+    def method(self) -> str:
+        """The request method, upper case."""
+        return str(self.scope["method"])
 
     async def stream(self) -> AsyncIterator[bytes]:
         """Yield the body as it arrives; raises ``ClientDisconnect`` if the client leaves."""

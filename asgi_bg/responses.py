@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import decimal
 import enum
 import functools
 import hashlib
@@ -285,6 +286,18 @@ def json_default(obj: Any) -> Any:
         return list(obj)
     if isinstance(obj, bytes):
         return obj.decode("utf-8")
+    return _json_default_more(obj)
+
+
+def _json_default_more(obj: Any) -> Any:
+    """Decimal and timedelta as FastAPI's encoder writes them; a pydantic model by its
+    own ``model_dump`` (told by the method, so pydantic is never imported here)."""
+    if isinstance(obj, decimal.Decimal):
+        return int(obj) if obj == obj.to_integral_value() else float(obj)
+    if isinstance(obj, datetime.timedelta):
+        return obj.total_seconds()
+    if callable(getattr(obj, "model_dump", None)):
+        return obj.model_dump(mode="json")
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 

@@ -13,18 +13,19 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 from urllib.parse import quote
 
 import anyio.to_thread
 
 from ._context import CONTEXT_KEY, RequestContext
 from ._convert import finite_float
+from ._models import holds_model, model_encoder
 from ._task_commit import commit_tasks
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .datastructures import under_root
 from .exceptions import ConfigurationError, HTTPException
-from .injection import Plan, Solver, compile_plan, run_endpoint
+from .injection import Plan, Solver, compile_plan, plan_reads, run_endpoint
 from .requests import Request
 from .responses import (
     HTMLResponse,
@@ -35,6 +36,14 @@ from .responses import (
     encode_json,
     local_redirect,
 )
+from .route_options import (
+    Group,
+    GroupOptions,
+    RouteOptions,
+    description_of,
+    response_model_of,
+)
+from .websocket_routing import WebSocketRoute, reject
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -133,27 +142,61 @@ class Route:
         endpoint: Callable[..., Any],
         *,
         methods: Iterable[str] = ("GET",),
-        name: str | None = None,
-        status_code: int = 200,
-        response_class: type[Response] = JSONResponse,
+        **options: Unpack[RouteOptions],
     ) -> None:
         self.path = path
         self.endpoint = endpoint
         self.methods = _check_methods(methods, path)
+        name = options.get("name")
         self.name = name or getattr(endpoint, "__name__", None) or type(endpoint).__name__
-        self.status_code = status_code
-        self.response_class = response_class
+        self.status_code = options.get("status_code", 200)
+        self.response_class = options.get("response_class", JSONResponse)
+        self._keep_metadata(options)
         self.compiled = compile_path(path)
         where = f"route {'/'.join(sorted(self.methods))} {path} ({self.name})"
         types = {k: c.type for k, c in self.compiled.converters.items()}
-        self.plan: Plan = compile_plan(endpoint, types, where=where)
+        self.plan: Plan = compile_plan(endpoint, types, where=where, dependencies=self.dependencies)
         if self.plan.mode in ("gen", "agen"):
             raise ConfigurationError(
                 f"{where}: a generator cannot be an endpoint; return a StreamingResponse instead"
             )
+        if plan_reads(self.plan, "websocket"):
+            raise ConfigurationError(f"{where}: a WebSocket parameter needs @app.websocket")
         self._content_type = (b"content-type", b"")
         self._encode = self._pick_encoder()
+        if self._encode is encode_json and holds_model(self.response_model):
+            # pydantic validates, filters and serialises the return value (FastAPI's rule).
+            self._encode = model_encoder(self.response_model, where)
         self._call = self._pick_call()
+
+    def _keep_metadata(self, options: RouteOptions) -> None:
+        """What OpenAPI documents about the route, and its ``dependencies=[...]``."""
+        self.dependencies = list(options.get("dependencies") or ())
+        self.tags = list(options.get("tags") or ())
+        self.summary = options.get("summary")
+        self.description = description_of(self.endpoint, options.get("description"))
+        self.deprecated = options.get("deprecated")
+        self.response_model = response_model_of(self.endpoint, options.get("response_model"))
+        self.responses = dict(options.get("responses") or {})
+        self.operation_id = options.get("operation_id")
+        self.include_in_schema = options.get("include_in_schema", True)
+
+    def route_options(self) -> RouteOptions:
+        """The keyword options this route was made with, to register it again elsewhere."""
+        return {
+            "name": self.name,
+            "status_code": self.status_code,
+            "response_class": self.response_class,
+            "dependencies": self.dependencies,
+            "tags": self.tags,
+            "summary": self.summary,
+            "description": self.description,
+            "deprecated": self.deprecated,
+            "response_model": self.response_model,
+            "responses": self.responses,
+            "operation_id": self.operation_id,
+            "include_in_schema": self.include_in_schema,
+        }
 
     def _pick_call(self) -> Callable[[Scope, Receive, RequestContext], Awaitable[Any]] | None:
         """How to call the endpoint, decided once; None: ``await endpoint()`` as it is.
@@ -280,19 +323,26 @@ class Router:
 
     The decorators are the app's: ``get``, ``post``, ``put``, ``patch``, ``delete``,
     ``options``, ``head``, ``route``; ``add_route`` registers without a decorator.
+    ``websocket`` and ``add_websocket_route`` do the same for WebSocket endpoints.
     """
 
-    def __init__(self, prefix: str = "", *, redirect_slashes: bool = True) -> None:
+    def __init__(
+        self, prefix: str = "", *, redirect_slashes: bool = True, **group: Unpack[GroupOptions]
+    ) -> None:
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ConfigurationError(f"router prefix {prefix!r} must start and not end with '/'")
         self.prefix = prefix
         self.redirect_slashes = redirect_slashes
+        self.group = Group.of(group)
         self.routes: list[Route] = []
         self.mounts: list[Mount] = []
         self._static: dict[str, dict[str, Endpoint]] = {}
         self._dynamic: list[tuple[CompiledPath, dict[str, Endpoint]]] = []
         self._by_first: dict[str, list[tuple[CompiledPath, dict[str, Endpoint]]]] = {}
         self._any_first: list[tuple[CompiledPath, dict[str, Endpoint]]] = []
+        self.websocket_routes: list[WebSocketRoute] = []
+        self._ws_static: dict[str, Endpoint] = {}
+        self._ws_dynamic: list[tuple[CompiledPath, Endpoint]] = []
 
     # --- registration -------------------------------------------------------------------
 
@@ -301,22 +351,40 @@ class Router:
         path: str,
         endpoint: Callable[..., Any],
         methods: Iterable[str] = ("GET",),
-        *,
-        name: str | None = None,
-        status_code: int = 200,
-        response_class: type[Response] = JSONResponse,
+        **options: Unpack[RouteOptions],
     ) -> Route:
-        """Register ``endpoint`` for ``methods`` at ``prefix + path``."""
-        route = Route(
-            self.prefix + path,
-            endpoint,
-            methods=methods,
-            name=name,
-            status_code=status_code,
-            response_class=response_class,
-        )
+        """Register ``endpoint`` for ``methods`` at ``prefix + path``.
+
+        The router's own ``dependencies``, ``tags``, ``responses``, ``deprecated`` and
+        ``include_in_schema`` apply around the route's.
+        """
+        route = Route(self.prefix + path, endpoint, methods=methods, **self.group.around(options))
         self._add(route)
         return route
+
+    def add_websocket_route(
+        self, path: str, endpoint: Callable[..., Any], *, name: str | None = None
+    ) -> WebSocketRoute:
+        """Register the WebSocket ``endpoint`` at ``prefix + path``."""
+        path = self.prefix + path
+        route = WebSocketRoute(path, endpoint, compile_path(path), name=name)
+        if any(known.path == path for known in self.websocket_routes):
+            raise ConfigurationError(f"WebSocket route {path} is registered twice")
+        if route.compiled.regex is None:
+            self._ws_static[path] = route.handle
+        else:
+            self._ws_dynamic.append((route.compiled, route.handle))
+        self.websocket_routes.append(route)
+        return route
+
+    def websocket(self, path: str, *, name: str | None = None) -> Callable[[F], F]:
+        """Register a WebSocket endpoint (decorator form of ``add_websocket_route``)."""
+
+        def register(endpoint: F) -> F:
+            self.add_websocket_route(path, endpoint, name=name)
+            return endpoint
+
+        return register
 
     def _add(self, route: Route) -> None:
         table = self._table_for(route.compiled)
@@ -354,70 +422,57 @@ class Router:
         self._any_first = [(c, t) for c, t in self._dynamic if _first_segment(c.path) is None]
 
     def route(
-        self,
-        path: str,
-        methods: Iterable[str] = ("GET",),
-        *,
-        name: str | None = None,
-        status_code: int = 200,
-        response_class: type[Response] = JSONResponse,
+        self, path: str, methods: Iterable[str] = ("GET",), **options: Unpack[RouteOptions]
     ) -> Callable[[F], F]:
         """Decorator form of ``add_route``."""
 
         def register(endpoint: F) -> F:
-            self.add_route(
-                path,
-                endpoint,
-                methods,
-                name=name,
-                status_code=status_code,
-                response_class=response_class,
-            )
+            self.add_route(path, endpoint, methods, **options)
             return endpoint
 
         return register
 
-    def get(self, path: str, **options: Any) -> Callable[[F], F]:
+    def get(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         """Register a GET route (it answers HEAD too)."""
         return self.route(path, ("GET",), **options)
 
-    def post(self, path: str, **options: Any) -> Callable[[F], F]:
+    def post(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         """Register a POST route."""
         return self.route(path, ("POST",), **options)
 
-    def put(self, path: str, **options: Any) -> Callable[[F], F]:
+    def put(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         """Register a PUT route."""
         return self.route(path, ("PUT",), **options)
 
-    def patch(self, path: str, **options: Any) -> Callable[[F], F]:
+    def patch(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         """Register a PATCH route."""
         return self.route(path, ("PATCH",), **options)
 
-    def delete(self, path: str, **options: Any) -> Callable[[F], F]:
+    def delete(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         """Register a DELETE route."""
         return self.route(path, ("DELETE",), **options)
 
-    def options(self, path: str, **options: Any) -> Callable[[F], F]:
+    def options(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         """Register an OPTIONS route."""
         return self.route(path, ("OPTIONS",), **options)
 
-    def head(self, path: str, **options: Any) -> Callable[[F], F]:
+    def head(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         """Register a HEAD route."""
         return self.route(path, ("HEAD",), **options)
 
-    def include_router(self, router: Router, prefix: str = "") -> None:
-        """Add every route and mount of ``router`` under ``prefix``."""
+    def include_router(
+        self, router: Router, prefix: str = "", **group: Unpack[GroupOptions]
+    ) -> None:
+        """Add every route and mount of ``router`` under ``prefix``; ``group`` options
+        (``dependencies``, ``tags``...) apply around the router's own."""
         if prefix and (not prefix.startswith("/") or prefix.endswith("/")):
             raise ConfigurationError(f"include prefix {prefix!r} must start and not end with '/'")
+        outer = Group.of(group)
         for route in router.routes:
-            self.add_route(
-                prefix + route.path,
-                route.endpoint,
-                route.methods,
-                name=route.name,
-                status_code=route.status_code,
-                response_class=route.response_class,
-            )
+            options = outer.around(route.route_options())
+            self.add_route(prefix + route.path, route.endpoint, route.methods, **options)
+        for ws_route in router.websocket_routes:
+            self.add_websocket_route(prefix + ws_route.path, ws_route.endpoint, name=ws_route.name)
         for mount in router.mounts:
             self.mount(prefix + mount.path, mount.app, name=mount.name)
 
@@ -436,7 +491,8 @@ class Router:
                 finder = getattr(mount.app, "url_path_for", None)
                 if mount.name == mount_name and finder is not None:
                     return mount.path + str(finder(inner, **params))
-        for route in self.routes:
+        routes: list[Route | WebSocketRoute] = [*self.routes, *self.websocket_routes]
+        for route in routes:
             if route.name == name and set(route.compiled.converters) == set(params):
                 return route.compiled.format(params)
         raise NoMatchFound(f"no route named {name!r} taking parameters {sorted(params)}")
@@ -445,6 +501,9 @@ class Router:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Find the endpoint for the request and run it; 404 / 405 otherwise."""
+        if scope["type"] == "websocket":
+            await self.resolve_websocket(scope)(scope, receive, send)
+            return
         await self.resolve(scope)(scope, receive, send)
 
     def resolve(self, scope: Scope) -> Endpoint:
@@ -471,6 +530,25 @@ class Router:
             allowed.update(table or ())
             raise HTTPException(405, headers={"Allow": ", ".join(sorted(allowed))})
         return self._no_route(scope, path, root_path)
+
+    def resolve_websocket(self, scope: Scope) -> Endpoint:
+        """The WebSocket endpoint for the path, a mount below it, or a refusal (403)."""
+        path: str = scope["path"]
+        root_path: str = scope.get("root_path", "")
+        if root_path and under_root(path, root_path):
+            path = path[len(root_path) :] or "/"
+        handler = self._ws_static.get(path)
+        if handler is not None:
+            return handler
+        for compiled, endpoint in self._ws_dynamic:
+            params = compiled.match(path)
+            if params is not None:
+                scope["path_params"] = params
+                return endpoint
+        for mount in self.mounts:
+            if mount.matches(path):
+                return functools.partial(mount, root_path=root_path)
+        return reject
 
     def _match_dynamic(
         self, scope: Scope, path: str, method: str

@@ -8,7 +8,7 @@ a task is raised in the test as itself, after the remaining tasks ran.
 from __future__ import annotations
 
 import json as jsonlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from types import TracebackType
 from typing import Any
@@ -20,6 +20,8 @@ from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from ._context import ERRORS_KEY
 from ._types import ASGIApp, Message, Scope
+from ._ws_testclient import AsyncWebSocketSession, WebSocketTestSession, websocket_scope
+from ._ws_testclient import WebSocketDenialResponse as WebSocketDenialResponse  # noqa: PLC0414
 from .datastructures import Headers
 from .requests import parse_cookie_header
 
@@ -200,6 +202,20 @@ class AsyncTestClient:
         """Send an OPTIONS request."""
         return await self.request("OPTIONS", url, **kwargs)
 
+    def websocket_connect(
+        self,
+        url: str,
+        subprotocols: Sequence[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncWebSocketSession:
+        """Open a WebSocket to the app: ``async with client.websocket_connect("/ws") as ws``."""
+        scope = self._scope("GET", url, {**self.headers, **(headers or {})}, b"", None)
+        return AsyncWebSocketSession(
+            self.app,
+            websocket_scope(scope, subprotocols),
+            raise_server_exceptions=self.raise_server_exceptions,
+        )
+
     async def _once(
         self,
         method: str,
@@ -351,6 +367,16 @@ class TestClient:
             self.client._lifespan = None
             self._portal_cm.__exit__(exc_type, exc, tb)
             self._portal = None
+
+    def websocket_connect(
+        self,
+        url: str,
+        subprotocols: Sequence[str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> WebSocketTestSession:
+        """Open a WebSocket to the app: ``with client.websocket_connect("/ws") as ws``."""
+        session = self.client.websocket_connect(url, subprotocols, headers)
+        return WebSocketTestSession(session, lambda: self._portal, self.backend)
 
     def request(self, method: str, url: str, **kwargs: Any) -> TestResponse:
         """Send one request (see ``AsyncTestClient.request``)."""

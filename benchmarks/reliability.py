@@ -8,14 +8,22 @@ request queuing one async and one sync task. Reported: requests answered, tasks 
 tasks that ran exactly once, tasks lost (queued but never run, or run twice: must be 0),
 threads, resident memory growth from the end of the warm-up, latency. Then the
 blocking check: every task thread blocked while async and `def` endpoints are timed.
-Prints a Markdown table; the JSON goes to `benchmarks/results/` (not committed).
+Then the slow-body check: `--slow-clients` clients drip a 1000-byte body one byte every
+`--drip-every` seconds into a server with `--limit-concurrency` equal to their number,
+while a legitimate client asks for `/async` four times a second; once with the default
+minimum body rate, once with it off (as before it existed). Reported: how the legitimate
+requests fared (statuses, when the first was served, latency) and how the slow clients
+ended. Prints Markdown tables; the JSON goes to `benchmarks/results/` (not committed).
+`--only-slow-body` runs the slow-body check alone (about 45 s).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
+import statistics
 import sys
 import threading
 import time
@@ -23,11 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from anyio.abc import ByteStream
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "reliability"))
 
 from reliability_apps import make_app, rss_bytes
 from reliability_support import (
+    Exchange,
     KeepAliveClient,
     LoadReport,
     embedded,
@@ -38,6 +48,9 @@ from reliability_support import (
     stats_line,
     uvicorn_command,
 )
+
+from asgi_bg import Request
+from asgi_bg.server import ServerOptions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MIB = 1024 * 1024
@@ -141,6 +154,101 @@ async def blocking_run(seconds: float) -> dict[str, Any]:
     }
 
 
+async def drip(port: int, every: float, ended: list[tuple[str, float]], start: float) -> None:
+    """One slow client: a 1000-byte body, one byte every `every` seconds."""
+    answer = b""
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        await stream.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n")
+        async with anyio.create_task_group() as group:
+            group.start_soon(_drip_bytes, stream, every)
+            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                while True:
+                    answer += await stream.receive()
+            group.cancel_scope.cancel()
+    # Not reached when the run stops first: those count as still sending. Otherwise the
+    # status of the server's answer, or how the connection ended without one.
+    ended.append((answer[9:12].decode() if answer else "closed", time.perf_counter() - start))
+
+
+async def _drip_bytes(stream: ByteStream, every: float) -> None:
+    with contextlib.suppress(anyio.BrokenResourceError, OSError):
+        for _ in range(1000):
+            await stream.send(b"x")
+            await anyio.sleep(every)
+
+
+async def slow_body_run(
+    clients: int, every: float, seconds: float, min_rate: float | None
+) -> dict[str, Any]:
+    """Slow-body clients against a legitimate one; `min_rate` None: the default."""
+    app = make_app()
+
+    @app.post("/upload")
+    async def upload(request: Request) -> dict[str, int]:
+        return {"size": len(await request.body())}
+
+    options: ServerOptions = {"limit_concurrency": clients}
+    if min_rate is not None:
+        options["body_min_rate"] = min_rate
+    timeline: list[tuple[float, Exchange]] = []
+    ended: list[tuple[str, float]] = []
+    async with embedded(app, limit=seconds + 60, **options) as server:
+        start = time.perf_counter()
+        async with anyio.create_task_group() as slow:
+            for _ in range(clients):
+                slow.start_soon(drip, server.port, every, ended, start)
+            await anyio.sleep(0.5)  # let them take every slot
+            while time.perf_counter() - start < seconds:
+                client = await KeepAliveClient.connect(server.port)
+                try:
+                    timeline.append(
+                        (time.perf_counter() - start, await client.request("GET", "/async"))
+                    )
+                finally:
+                    await client.aclose()
+                await anyio.sleep(0.25)
+            slow.cancel_scope.cancel()
+    return slow_body_figures(timeline, ended, clients)
+
+
+def slow_body_figures(
+    timeline: list[tuple[float, Exchange]], ended: list[tuple[str, float]], clients: int
+) -> dict[str, Any]:
+    statuses: dict[int, int] = {}
+    for _, exchange in timeline:
+        statuses[exchange.status] = statuses.get(exchange.status, 0) + 1
+    served = [(at, e.seconds) for at, e in timeline if e.status == 200]
+    ok = [seconds for _, seconds in served]
+    endings = {status: sum(1 for s, _ in ended if s == status) for status, _ in ended}
+    endings["still sending"] = clients - len(ended)
+    times = [at for _, at in ended]
+    return {
+        "legit_statuses": statuses,
+        "first_served_s": round(served[0][0], 2) if served else None,
+        "legit_200_p50_ms": round(statistics.median(ok) * 1000, 2) if ok else None,
+        "legit_200_max_ms": round(max(ok) * 1000, 2) if ok else None,
+        "slow_ended": endings,
+        "slow_ended_after_s": [round(min(times), 2), round(max(times), 2)] if times else None,
+    }
+
+
+def slow_body_table(results: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "| body_min_rate | legitimate requests | first served after | latency p50 / max "
+        "(200s) | slow clients ended | between |",
+        "|---|---|--:|---|---|---|",
+    ]
+    for name, r in results.items():
+        between = r["slow_ended_after_s"]
+        span = f"{between[0]} - {between[1]} s" if between else "-"
+        lines.append(
+            f"| {name} | {r['legit_statuses']} | {r['first_served_s']} s | "
+            f"{r['legit_200_p50_ms']} / {r['legit_200_max_ms']} ms | {r['slow_ended']} | "
+            f"{span} |"
+        )
+    return "\n".join(lines)
+
+
 def settle(baseline: int, limit: float = 15.0) -> tuple[int, float]:
     """Wait (bounded) for idle worker threads to end: the count then, and how long it took.
 
@@ -174,7 +282,18 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000, help="per run (warm-up too)")
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--block-seconds", type=float, default=5.0)
+    parser.add_argument("--slow-clients", type=int, default=50)
+    parser.add_argument("--drip-every", type=float, default=2.0, help="seconds per byte")
+    parser.add_argument("--slow-seconds", type=float, default=20.0, help="per slow-body run")
+    parser.add_argument("--only-slow-body", action="store_true", help="skip the other runs")
     args = parser.parse_args()
+    slow_body = {
+        name: anyio.run(slow_body_run, args.slow_clients, args.drip_every, args.slow_seconds, rate)
+        for name, rate in (("default (240 B/s after 5 s)", None), ("0 (off)", 0.0))
+    }
+    print(slow_body_table(slow_body), flush=True)
+    if args.only_slow_body:
+        return
     results: dict[str, dict[str, Any]] = {}
     for backend in ("asyncio", "trio"):
         result = anyio.run(embedded_run, args.requests, args.connections, backend=backend)
@@ -191,7 +310,8 @@ def main() -> None:
     print(table(results))
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / time.strftime("reliability-%Y%m%d-%H%M%S.json")
-    out.write_text(json.dumps({"args": vars(args), "load": results, "blocking": blocking}))
+    report = {"args": vars(args), "load": results, "blocking": blocking, "slow_body": slow_body}
+    out.write_text(json.dumps(report))
     print(f"\nwritten to {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
 
 

@@ -339,7 +339,7 @@ async def test_a_websocket_connection_is_closed_with_1000() -> None:
 
     scope: Scope = {"type": "websocket", "asgi": {"version": "3.0"}, "path": "/ws", "headers": []}
     await app(scope, receive, send)
-    assert sent == [{"type": "websocket.close", "code": 1000}]
+    assert sent == [{"type": "websocket.close", "code": 1000, "reason": ""}]  # unknown path
 
 
 async def test_an_unknown_scope_type_is_refused() -> None:

@@ -6,7 +6,9 @@ Every test runs on asyncio and on trio through ``AsyncTestClient``.
 # No ``from __future__ import annotations``: handlers name local classes in their
 # annotations, which only eager annotations can resolve.
 import enum
+import functools
 import inspect
+import sys
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -443,7 +445,12 @@ async def test_a_missing_required_header_is_a_422() -> None:
     client = AsyncTestClient(app)
     response = await client.get("/")
     assert errors(response) == [
-        {"loc": ["header", "x-request-id"], "msg": "Field required", "type": "missing"}
+        {
+            "loc": ["header", "x-request-id"],
+            "msg": "Field required",
+            "type": "missing",
+            "input": None,
+        }
     ]
     assert (await client.get("/", headers={"X-Request-ID": "r1"})).json() == "r1"
 
@@ -598,7 +605,7 @@ async def test_query_alias_default_and_multi_valued_lists() -> None:
         "bare": None,
     }
     response = await client.get("/?ids=1&ids=two")
-    assert locs(response) == [["query", "ids"]]
+    assert locs(response) == [["query", "ids", 1]]  # the failing item, as in FastAPI
 
 
 async def test_a_required_query_list_reports_missing() -> None:
@@ -698,7 +705,12 @@ async def test_a_body_error_points_into_the_body() -> None:
     client = AsyncTestClient(app)
     response = await client.post("/shapes", json={"name": "tri", "points": [{"x": 1}, {"y": 2}]})
     assert errors(response) == [
-        {"loc": ["body", "points", 1, "x"], "msg": "Field required", "type": "missing"}
+        {
+            "loc": ["body", "points", 1, "x"],
+            "msg": "Field required",
+            "type": "missing",
+            "input": {"y": 2},
+        }
     ]
     response = await client.post("/shapes", json={"name": 3, "points": []})
     assert [(e["loc"], e["type"]) for e in errors(response)] == [(["body", "name"], "string_type")]
@@ -707,7 +719,9 @@ async def test_a_body_error_points_into_the_body() -> None:
     response = await client.post("/shapes", json=["not", "an", "object"])
     assert locs(response) == [["body"]]
     response = await client.post("/shapes")
-    assert errors(response) == [{"loc": ["body"], "msg": "Field required", "type": "missing"}]
+    assert errors(response) == [
+        {"loc": ["body"], "msg": "Field required", "type": "missing", "input": None}
+    ]
 
 
 async def test_dict_and_list_annotations_read_the_json_body() -> None:
@@ -756,7 +770,8 @@ async def test_one_body_param_is_the_whole_body_several_are_embedded() -> None:
     assert (await client.post("/embed", json={"amount": 6})).json() == 6
     assert locs(await client.post("/embed", json={})) == [["body", "amount"]]
     assert locs(await client.post("/embed", json={"amount": "x"})) == [["body", "amount"]]
-    assert locs(await client.post("/embed", json=6)) == [["body"]]
+    # A body that is not an object holds no field: the field is missing, as in FastAPI.
+    assert locs(await client.post("/embed", json=6)) == [["body", "amount"]]
     response = await client.post("/two", json={"point": {"x": 1}, "comment": "hi"})
     assert response.json() == {"x": 1, "note": "hi", "extra": 0}
     response = await client.post("/two", json={"point": {"x": "a"}})
@@ -785,9 +800,15 @@ async def test_malformed_json_is_one_422_at_body() -> None:
     response = await AsyncTestClient(app).post(
         "/", content=b"{not json", headers={"content-type": "application/json"}
     )
-    detail = errors(response)
-    assert [e["loc"] for e in detail] == [["body"]]
-    assert detail[0]["type"] == "json_invalid"
+    assert errors(response) == [  # FastAPI's item: the position in loc, the reason in ctx
+        {
+            "type": "json_invalid",
+            "loc": ["body", 1],
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": {"error": "Expecting property name enclosed in double quotes"},
+        }
+    ]
 
 
 async def test_a_dependency_may_read_the_body() -> None:
@@ -1131,10 +1152,14 @@ def test_json_constants_outside_the_standard_are_malformed_json(
     async def echo(data: Annotated[Any, Body()]) -> Any:
         return data
 
-    response = TestClient(app, backend=anyio_backend).post("/", content=body)
+    response = TestClient(app, backend=anyio_backend).post(
+        "/", content=body, headers={"content-type": "application/json"}
+    )
 
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body"]
+    assert [(e["loc"], e["type"]) for e in response.json()["detail"]] == [
+        (["body"], "json_invalid")
+    ]
 
 
 @pytest.mark.anyio
@@ -1177,3 +1202,203 @@ def test_two_different_defaults_for_one_parameter_are_refused_at_registration() 
         @app.get("/")
         async def endpoint(q: Annotated[str, Query("a")] = "b") -> str:
             return q
+
+
+# --- issue 10, defects 4-7 ---------------------------------------------------------------
+
+
+class _GenCall:
+    """A callable instance whose ``__call__`` is a generator: a yield dependency."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def __call__(self) -> Iterator[str]:
+        self.log.append("enter gen")
+        yield "from gen instance"
+        self.log.append("exit gen")
+
+
+class _AsyncGenCall:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def __call__(self) -> AsyncIterator[str]:
+        self.log.append("enter agen")
+        yield "from agen instance"
+        self.log.append("exit agen")
+
+
+class _AsyncCall:
+    async def __call__(self, q: str = "x") -> str:
+        return f"async instance {q}"
+
+
+def _wrapping(func: Any) -> Any:
+    """A plain decorator, as users write them: ``functools.wraps`` around the call."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
+async def test_the_kind_of_a_dependency_is_read_through_instances_partials_and_wrappers() -> None:
+    log: list[str] = []
+
+    async def agen(prefix: str) -> AsyncIterator[str]:
+        log.append("enter partial agen")
+        yield f"{prefix} partial agen"
+        log.append("exit partial agen")
+
+    @_wrapping
+    async def wrapped_async(q: str = "y") -> str:
+        return f"wrapped async {q}"
+
+    @_wrapping
+    def wrapped_gen() -> Iterator[str]:
+        log.append("enter wrapped gen")
+        yield "wrapped gen"
+        log.append("exit wrapped gen")
+
+    app = App()
+
+    @app.get("/")
+    async def endpoint(
+        a: Annotated[str, Depends(_GenCall(log))],
+        b: Annotated[str, Depends(_AsyncGenCall(log))],
+        c: Annotated[str, Depends(_AsyncCall())],
+        d: Annotated[str, Depends(functools.partial(agen, "a"))],
+        e: Annotated[str, Depends(wrapped_async)],
+        f: Annotated[str, Depends(wrapped_gen)],
+    ) -> list[str]:
+        log.append("handler")
+        return [a, b, c, d, e, f]
+
+    response = await AsyncTestClient(app).get("/?q=z")
+    assert response.json() == [
+        "from gen instance",
+        "from agen instance",
+        "async instance z",
+        "a partial agen",
+        "wrapped async z",
+        "wrapped gen",
+    ]
+    assert log[:4] == ["enter gen", "enter agen", "enter partial agen", "enter wrapped gen"]
+    assert log[4] == "handler"
+    # Every exit code ran, last entered first.
+    assert log[5:] == ["exit wrapped gen", "exit partial agen", "exit agen", "exit gen"]
+
+
+async def test_the_kind_of_a_handler_is_read_through_instances_partials_and_wrappers() -> None:
+    async def with_prefix(prefix: str, q: str) -> str:
+        return f"{prefix} {q}"
+
+    @_wrapping
+    async def wrapped(q: str) -> str:
+        return f"wrapped {q}"
+
+    app = App()
+    app.add_route("/instance", _AsyncCall())
+    app.add_route("/partial", functools.partial(with_prefix, "partial"))
+    app.add_route("/wrapped", wrapped)
+    client = AsyncTestClient(app)
+    assert (await client.get("/instance?q=1")).json() == "async instance 1"
+    assert (await client.get("/partial?q=2")).json() == "partial 2"
+    assert (await client.get("/wrapped?q=3")).json() == "wrapped 3"
+
+
+@dataclass
+class _Item:
+    name: str
+    price: float
+
+
+async def test_one_body_parameter_in_a_handler_and_its_dependency_is_one_body_field() -> None:
+    def priced(item: _Item) -> float:
+        return item.price
+
+    app = App()
+
+    @app.post("/items")
+    async def create(item: _Item, price: Annotated[float, Depends(priced)]) -> list[Any]:
+        return [item.name, price]
+
+    client = AsyncTestClient(app)
+    response = await client.post("/items", json={"name": "pen", "price": 2})
+    assert response.json() == ["pen", 2.0]  # the body is the item, not {"item": ...}
+    response = await client.post("/items", json={"name": "pen"})
+    assert errors(response) == [
+        {
+            "type": "missing",
+            "loc": ["body", "price"],
+            "msg": "Field required",
+            "input": {"name": "pen"},
+        }
+    ]
+
+
+async def test_set_frozenset_and_tuple_query_parameters_arrive_as_such() -> None:
+    app = App()
+
+    @app.get("/")
+    async def endpoint(
+        s: Annotated[set[int], Query()],
+        f: Annotated[frozenset[str], Query()],
+        t: Annotated[tuple[int, ...], Query()],
+    ) -> list[Any]:
+        return [type(s).__name__, sorted(s), type(f).__name__, sorted(f), type(t).__name__, t]
+
+    response = await AsyncTestClient(app).get("/?s=1&s=2&s=1&f=a&f=a&t=3&t=3")
+    assert response.json() == ["set", [1, 2], "frozenset", ["a"], "tuple", [3, 3]]
+
+
+def _user() -> str:
+    return "ada"
+
+
+_PEP_695_SOURCE = """
+from typing import Annotated
+from asgi_bg import Depends
+type UserDep = Annotated[str, Depends(get_user)]
+"""
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="the `type` statement is Python 3.12+")
+async def test_a_pep_695_alias_of_an_annotated_dependency_is_accepted() -> None:
+    namespace: dict[str, Any] = {"get_user": _user}
+    exec(_PEP_695_SOURCE, namespace)
+    user_dep = namespace["UserDep"]
+    app = App()
+
+    async def endpoint(user: user_dep) -> str:  # type: ignore[valid-type]
+        return str(user)
+
+    app.add_route("/", endpoint)
+    assert (await AsyncTestClient(app).get("/")).json() == "ada"
+
+
+async def test_a_type_alias_type_of_an_annotated_dependency_is_accepted() -> None:
+    # typing_extensions' TypeAliasType is what PEP 695's statement builds, on 3.11 too.
+    user_dep = typing_extensions.TypeAliasType("user_dep", Annotated[str, Depends(_user)])
+    app = App()
+
+    async def endpoint(user: user_dep) -> str:
+        return str(user)
+
+    app.add_route("/", endpoint)
+    assert (await AsyncTestClient(app).get("/")).json() == "ada"
+
+
+async def test_a_missing_value_error_carries_a_null_input() -> None:
+    app = App()
+
+    @app.get("/")
+    async def endpoint(q: int) -> int:
+        return q
+
+    response = await AsyncTestClient(app).get("/")
+    assert errors(response) == [
+        {"type": "missing", "loc": ["query", "q"], "msg": "Field required", "input": None}
+    ]

@@ -5,7 +5,9 @@ the worker runs it only if its name is in the app's registry, so nothing else
 importable can be called through the broker. The task is declared with
 ``acks_late=True`` and ``reject_on_worker_lost=True``: a message is acknowledged after
 the call ran, and a worker that dies mid-task leaves it to another worker (Redis: after
-the visibility timeout, which must be longer than the longest task).
+the visibility timeout, which must be longer than the longest task; RabbitMQ: as soon
+as the worker's connection drops, and its ``consumer_timeout`` must be longer than the
+longest task). On RabbitMQ a publish waits for the broker's confirm.
 
 Publishing is a blocking kombu call: it runs in a worker thread under the backend's own
 small limiter, with socket and connect timeouts, so a hung broker costs the request its
@@ -45,6 +47,25 @@ logger = logging.getLogger("asgi_bg.backends.celery")
 TASK_NAME: Final = "asgi_bg.run"
 
 
+def _transport_options(
+    visibility_timeout: float, socket_timeout: float, connect_timeout: float
+) -> dict[str, Any]:
+    """The broker settings at-least-once needs, under each transport's own names (each
+    transport ignores the other's keys)."""
+    return {
+        # Redis, SQS: an unacknowledged message goes back to the queue after this long.
+        "visibility_timeout": visibility_timeout,
+        # Redis: socket timeouts.
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": connect_timeout,
+        # RabbitMQ (py-amqp): wait for the broker's publisher confirm, so a publish that
+        # returned is on the broker, not in a socket buffer; and bounded socket waits.
+        "confirm_publish": True,
+        "read_timeout": socket_timeout,
+        "write_timeout": socket_timeout,
+    }
+
+
 class CeleryBackend:
     """Publish registered calls to Celery; a Celery worker runs them.
 
@@ -52,7 +73,8 @@ class CeleryBackend:
         celery_app: the Celery app (its broker URL and settings). The backend registers
             its one task on it and, unless ``configure=False``, completes the broker
             transport options (user settings win): ``visibility_timeout``,
-            ``socket_timeout``, ``socket_connect_timeout``.
+            ``socket_timeout``, ``socket_connect_timeout`` (Redis); ``confirm_publish``,
+            ``read_timeout``, ``write_timeout`` (RabbitMQ).
         queue: the Celery queue the calls go to (the worker's ``-Q``).
         visibility_timeout: seconds (Redis, SQS) before an unacknowledged message is
             given to another worker: longer than the longest task, or a slow task runs
@@ -95,9 +117,10 @@ class CeleryBackend:
         if configure:
             conf = celery_app.conf
             options = dict(conf.broker_transport_options or {})
-            options.setdefault("visibility_timeout", visibility_timeout)
-            options.setdefault("socket_timeout", socket_timeout)
-            options.setdefault("socket_connect_timeout", connect_timeout)
+            for key, value in _transport_options(
+                visibility_timeout, socket_timeout, connect_timeout
+            ).items():
+                options.setdefault(key, value)
             conf.broker_transport_options = options
             conf.broker_connection_timeout = connect_timeout
         self._registry: Mapping[str, Callable[..., Any]] | None = None

@@ -1,11 +1,13 @@
-"""The durable, embedded backend: DBOS Transact on a SQLite file, no server.
+"""The durable backend: DBOS Transact on a SQLite file (no server) or on PostgreSQL.
 
 ``submit`` journals a request's registered calls as one DBOS workflow, enqueued on a
 DBOS queue, before it returns; the workflow runs them in order, one DBOS step per call,
 and each step hands its call back to the app's event loop (``run_registered``: ``async
 def`` functions awaited, ``def`` functions in worker threads). A workflow that was
 enqueued or running when the process died is run again by DBOS's recovery when the app
-starts next, from its first call that had not finished: delivery is at-least-once.
+starts next (DBOS puts it back in the queue; with several processes on one journal
+any live one may take it), from its first call that had not finished: delivery is
+at-least-once.
 
 DBOS is thread based (and keeps its own asyncio loop in a thread), so every DBOS call
 runs in a worker thread: the app's loop may be asyncio or trio and is never blocked.
@@ -82,7 +84,7 @@ def _database_url(path_or_url: str) -> str:
 
 
 class DurableBackend:
-    """Journal registered calls in a SQLite file with DBOS; run them here, even after a crash.
+    """Journal registered calls with DBOS (SQLite or PostgreSQL); run them, even after a crash.
 
     Args:
         path_or_url: the SQLite file (created if missing), or a DBOS system database URL
@@ -164,7 +166,16 @@ class DurableBackend:
         self._closing = False
         self._dispatching = 0
         self._counts = dict.fromkeys(
-            ("submitted", "submit_failed", "running", "succeeded", "failed", "deferred"), 0
+            (
+                "submitted",
+                "submit_failed",
+                "journaling",
+                "running",
+                "succeeded",
+                "failed",
+                "deferred",
+            ),
+            0,
         )
 
     # --- the app side -----------------------------------------------------------------------
@@ -213,6 +224,7 @@ class DurableBackend:
         if self._queue is None or self._journal_limiter is None:
             raise RuntimeError("the durable backend is not started (lifespan startup)")
         documents = [call.to_json() for call in calls]
+        self._counts["journaling"] += 1
         try:
             # Abandoned on cancel: a request past its deadline gets its 503 at once. The
             # write may still commit, and the calls then run: at-least-once, as a retry.
@@ -226,6 +238,8 @@ class DurableBackend:
         except BaseException:
             self._counts["submit_failed"] += len(calls)
             raise
+        finally:
+            self._counts["journaling"] -= 1
         self._counts["submitted"] += len(calls)
 
     async def stop(self) -> None:
@@ -262,8 +276,9 @@ class DurableBackend:
                 _active = None
 
     def stats(self) -> dict[str, int]:
-        """``submitted`` and ``submit_failed`` calls; ``running``, ``succeeded``, ``failed``
-        calls in this process; ``deferred``: left in the journal by a shutdown."""
+        """``submitted`` and ``submit_failed`` calls, ``journaling``: submits waiting for
+        their journal write; ``running``, ``succeeded``, ``failed`` calls in this process;
+        ``deferred``: left in the journal by a shutdown."""
         return dict(self._counts)
 
     def _quiesce(self, limit: float = 5.0) -> None:

@@ -15,7 +15,14 @@ from typing import Any, cast
 import anyio
 
 from .._types import ASGIApp
-from .config import DEFAULT_MAX_BODY, DEFAULT_MAX_HEADER_SIZE
+from .config import (
+    DEFAULT_BODY_MIN_RATE,
+    DEFAULT_BODY_RATE_GRACE,
+    DEFAULT_MAX_BODY,
+    DEFAULT_MAX_HEADER_SIZE,
+    DEFAULT_SEND_TIMEOUT,
+    DEFAULT_WS_MAX_SIZE,
+)
 from .lifespan import LifespanFailure
 from .run import configure_logging, serve_until_signalled
 
@@ -53,11 +60,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--header-timeout", type=float, default=10.0, help="seconds to receive a request head")
     add("--body-timeout", type=float, default=30.0, help="seconds a request body may stall")
+    add(
+        "--body-min-rate",
+        type=float,
+        default=DEFAULT_BODY_MIN_RATE,
+        help="bytes/s a request body must average after the grace; 0: off (default: %(default)s)",
+    )
+    add(
+        "--body-rate-grace",
+        type=float,
+        default=DEFAULT_BODY_RATE_GRACE,
+        help="seconds before body-min-rate applies (default: %(default)s)",
+    )
+    add(
+        "--send-timeout",
+        type=float,
+        default=DEFAULT_SEND_TIMEOUT,
+        help="seconds a write may wait for the client to read (default: %(default)s)",
+    )
     add("--max-body", type=int, default=DEFAULT_MAX_BODY, help="largest request body, bytes")
     add("--max-header-size", type=int, default=DEFAULT_MAX_HEADER_SIZE, help="bytes")
     add("--root-path", default="", help="ASGI root_path, for apps mounted under a prefix")
     add("--limit-concurrency", type=int, default=None, help="ASGI calls before 503")
     add("--no-access-log", action="store_true", help="do not log one line per request")
+    add("--ws-ping-interval", type=float, default=20.0, help="WebSocket ping period, seconds")
+    add("--ws-ping-timeout", type=float, default=20.0, help="seconds to answer a ping")
+    add("--ws-max-size", type=int, default=DEFAULT_WS_MAX_SIZE, help="largest message, bytes")
     add("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     add("--backend", default="asyncio", choices=["asyncio", "trio"], help="anyio backend")
     add("--app-dir", default=".", help="directory put first on sys.path (default: %(default)s)")
@@ -159,9 +187,15 @@ async def _serve(app: ASGIApp, args: argparse.Namespace) -> int:
         keep_alive=args.keep_alive,
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout,
+        body_min_rate=args.body_min_rate,
+        body_rate_grace=args.body_rate_grace,
+        send_timeout=args.send_timeout,
         max_body=args.max_body,
         max_header_size=args.max_header_size,
         root_path=args.root_path,
         limit_concurrency=args.limit_concurrency,
         access_log=not args.no_access_log,
+        ws_ping_interval=args.ws_ping_interval,
+        ws_ping_timeout=args.ws_ping_timeout,
+        ws_max_size=args.ws_max_size,
     )

@@ -4,10 +4,12 @@ Served by ``python -m asgi_bg bg_seed_app:app`` (and imported by the Celery work
 ``bg_worker``). The backend comes from the environment:
 
 * ``ASGI_BG_TEST_BACKEND``: ``durable``, ``celery`` or unset (in-process);
-* ``ASGI_BG_TEST_DB``: the durable backend's SQLite file;
+* ``ASGI_BG_TEST_DB``: the durable backend's SQLite file or database URL;
+* ``ASGI_BG_TEST_EXECUTOR``: the durable backend's ``executor_id`` (default ``local``);
 * ``ASGI_BG_TEST_JOURNAL_ONLY=1``: the durable backend journals and does not run (as a
   process that dies before it got to its calls);
-* ``ASGI_BG_TEST_REDIS_URL``, ``ASGI_BG_TEST_VISIBILITY``: the Celery broker;
+* ``ASGI_BG_TEST_BROKER_URL`` (Redis or AMQP), ``ASGI_BG_TEST_VISIBILITY``: the Celery
+  broker; ``ASGI_BG_TEST_PREFETCH``: the worker's prefetch multiplier (default 1);
 * ``ASGI_BG_EXAMPLES_DIR``: where ``log.txt`` and the ``slow`` task's files go.
 """
 
@@ -31,7 +33,7 @@ def backend_from_env() -> Any:
             os.environ["ASGI_BG_TEST_DB"],
             poll_interval=0.05,
             run_tasks=not journal_only,
-            executor_id="local",
+            executor_id=os.environ.get("ASGI_BG_TEST_EXECUTOR", "local"),
         )
     if kind == "celery":
         from celery import Celery  # noqa: PLC0415
@@ -39,12 +41,14 @@ def backend_from_env() -> Any:
         from asgi_bg.backends.celery import CeleryBackend  # noqa: PLC0415
 
         visibility = float(os.environ.get("ASGI_BG_TEST_VISIBILITY", "3600"))
-        celery_app = Celery("bg_seed_app", broker=os.environ["ASGI_BG_TEST_REDIS_URL"])
+        celery_app = Celery("bg_seed_app", broker=os.environ["ASGI_BG_TEST_BROKER_URL"])
         celery_app.conf.broker_transport_options = {
-            # Recover a dead worker's message quickly: restore sweeps every second.
+            # Redis: recover a dead worker's message quickly, restore sweeps every second.
             "unacked_restore_interval": 1,
             "unacked_restore_throttle": 1,
         }
+        if prefetch := os.environ.get("ASGI_BG_TEST_PREFETCH"):
+            celery_app.conf.worker_prefetch_multiplier = int(prefetch)
         return CeleryBackend(celery_app, visibility_timeout=visibility)
     return None
 
@@ -100,3 +104,20 @@ def slow(tag: str) -> None:
 async def start_slow(tag: str, background_tasks: BackgroundTasks) -> dict[str, str]:
     background_tasks.add_task(slow, tag)
     return {"queued": tag}
+
+
+# --- for the load run across several web processes ---------------------------------------------
+
+
+@app.task
+def count(key: str) -> None:
+    """Note one run of ``key`` with the pid; long enough that a kill lands mid-task."""
+    time.sleep(0.02)
+    with open(log_path("runs.txt"), mode="a") as runs:
+        runs.write(f"{key} {os.getpid()}\n")
+
+
+@app.post("/count/{key}")
+async def start_count(key: str, background_tasks: BackgroundTasks) -> dict[str, str]:
+    background_tasks.add_task(count, key)
+    return {"queued": key}

@@ -1,35 +1,19 @@
 """Crash tests in subprocesses, on the seed example with ``@app.task`` on ``write_log``.
 
-Durable: the app is SIGKILLed after its 2xx and before the task ran, or in the middle
-of the task; the next start runs it. Celery: a worker is SIGKILLed mid-task; another
-worker runs it (``acks_late``, a short visibility timeout).
+Durable, on a SQLite file and on PostgreSQL: the app is SIGKILLed after its 2xx and
+before the task ran, or in the middle of the task; the next start runs it. Celery, on
+Redis and on RabbitMQ: a worker is SIGKILLed mid-task; another worker runs it
+(``acks_late``; on Redis a short visibility timeout).
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from backend_support import app_server, celery_worker, emptied, read, redis_server, wait_until
+from backend_fixtures import *  # noqa: F403 - the shared server fixtures
+from backend_support import app_server, celery_worker, journal_statuses, read, wait_until
 
 SEED_LOG = "found query: hello\nmessage to foo@example.com\n"
-
-
-@pytest.fixture(scope="module")
-def redis_session() -> Iterator[str]:
-    yield from redis_server()
-
-
-@pytest.fixture
-def redis_url(redis_session: str) -> str:
-    return emptied(redis_session)
-
-
-def journal_statuses(path: Path) -> list[str]:
-    with sqlite3.connect(path) as db:
-        return [row[0] for row in db.execute("SELECT status FROM workflow_status")]
 
 
 def started_and_done(log: str, tag: str) -> tuple[list[str], list[str]]:
@@ -39,16 +23,16 @@ def started_and_done(log: str, tag: str) -> tuple[list[str], list[str]]:
     return started, done
 
 
-def durable_env(tmp_path: Path) -> dict[str, str]:
+def durable_env(tmp_path: Path, database: str) -> dict[str, str]:
     return {
         "ASGI_BG_TEST_BACKEND": "durable",
-        "ASGI_BG_TEST_DB": str(tmp_path / "tasks.sqlite"),
+        "ASGI_BG_TEST_DB": database,
         "ASGI_BG_EXAMPLES_DIR": str(tmp_path),
     }
 
 
-def test_durable_killed_after_the_2xx_before_the_task_ran(tmp_path: Path) -> None:
-    env = durable_env(tmp_path)
+def test_durable_killed_after_the_2xx_before_the_task_ran(tmp_path: Path, database: str) -> None:
+    env = durable_env(tmp_path, database)
     log = tmp_path / "log.txt"
     holding = {**env, "ASGI_BG_TEST_JOURNAL_ONLY": "1"}
     with app_server(holding, tmp_path / "first.out") as server:
@@ -56,16 +40,16 @@ def test_durable_killed_after_the_2xx_before_the_task_ran(tmp_path: Path) -> Non
         assert (status, body) == (200, '{"message":"Message sent"}')
         server.kill()
     assert not log.exists()  # the task never ran ...
-    assert journal_statuses(tmp_path / "tasks.sqlite") == ["ENQUEUED"]  # ... but is journaled
+    assert journal_statuses(database) == ["ENQUEUED"]  # ... but is journaled
 
     with app_server(env, tmp_path / "second.out") as server:
         wait_until(lambda: read(log) == SEED_LOG, what="the journaled tasks to run")
         assert server.terminate() == 0
-    assert journal_statuses(tmp_path / "tasks.sqlite") == ["SUCCESS"]
+    assert journal_statuses(database) == ["SUCCESS"]
 
 
-def test_durable_killed_mid_task_runs_it_again(tmp_path: Path) -> None:
-    env = durable_env(tmp_path)
+def test_durable_killed_mid_task_runs_it_again(tmp_path: Path, database: str) -> None:
+    env = durable_env(tmp_path, database)
     log = tmp_path / "log.txt"
     with app_server(env, tmp_path / "first.out") as server:
         assert server.post("/slow/a")[0] == 200
@@ -73,7 +57,7 @@ def test_durable_killed_mid_task_runs_it_again(tmp_path: Path) -> None:
         first_pid = str(server.process.pid)
         server.kill()
     assert started_and_done(read(log), "a") == ([first_pid], [])
-    assert journal_statuses(tmp_path / "tasks.sqlite") == ["PENDING"]
+    assert journal_statuses(database) == ["PENDING"]
 
     (tmp_path / "go-a").touch()
     with app_server(env, tmp_path / "second.out") as server:
@@ -81,11 +65,11 @@ def test_durable_killed_mid_task_runs_it_again(tmp_path: Path) -> None:
         second_pid = str(server.process.pid)
         assert server.terminate() == 0
     assert started_and_done(read(log), "a") == ([first_pid, second_pid], [second_pid])
-    assert journal_statuses(tmp_path / "tasks.sqlite") == ["SUCCESS"]
+    assert journal_statuses(database) == ["SUCCESS"]
 
 
-def test_durable_seed_example_on_trio(tmp_path: Path) -> None:
-    env = durable_env(tmp_path)
+def test_durable_seed_example_on_trio(tmp_path: Path, database: str) -> None:
+    env = durable_env(tmp_path, database)
     log = tmp_path / "log.txt"
     with app_server(env, tmp_path / "app.out", backend="trio") as server:
         status, _ = server.post("/send-notification/foo@example.com?q=hello")
@@ -95,11 +79,11 @@ def test_durable_seed_example_on_trio(tmp_path: Path) -> None:
 
 
 def test_celery_worker_killed_mid_task_another_worker_runs_it(
-    tmp_path: Path, redis_url: str
+    tmp_path: Path, broker_url: str
 ) -> None:
     env = {
         "ASGI_BG_TEST_BACKEND": "celery",
-        "ASGI_BG_TEST_REDIS_URL": redis_url,
+        "ASGI_BG_TEST_BROKER_URL": broker_url,
         "ASGI_BG_TEST_VISIBILITY": "2",
         "ASGI_BG_EXAMPLES_DIR": str(tmp_path),
     }

@@ -160,7 +160,9 @@ async def test_tasks_that_hang_or_block_a_thread_are_cancelled_and_named_at_shut
     finally:
         ledger.release.set()
 
-    assert stopped < 0.3 + 2.0  # the shutdown timeout, then cancellation: no hang
+    # The tasks would hold shutdown for 600 s: the shutdown timeout (0.3 s), then
+    # cancellation. The upper bound is generous because the machine may be loaded.
+    assert 0.3 <= stopped < 0.3 + 10.0
     for name, path in [("slow_async", "/slow-async/h1"), ("slow_sync", "/block/b1")]:
         (record,) = records(caplog, "Cancelled background task", name, f"POST {path}")
         assert record.name == "asgi_bg.background"

@@ -25,8 +25,11 @@ pytestmark = pytest.mark.anyio
 
 BLOCKED = 60  # default task_threads is 40: 40 block their threads, 20 wait for one
 BLOCK_FOR = 2.0  # seconds of traffic while every task thread is blocked
-# No request may take longer than this while the tasks block (measured: max 10-40 ms).
-LATENCY_BOUND = 0.25
+# No request may take longer than this while the tasks block (measured: max 10-40 ms
+# on a quiet machine). A request that waited for a blocked task would take the 10 s the
+# tasks block for; the bound sits far below that and far above a loaded machine's
+# scheduling delays, which made a tight bound fail for no fault of the server.
+LATENCY_BOUND = 2.0
 LIMIT = 10.0
 
 

@@ -69,6 +69,8 @@ class ScriptedClient:
                     body += event.data
                 elif isinstance(event, h11.EndOfMessage):
                     break
+                elif isinstance(event, h11.ConnectionClosed):
+                    raise AssertionError("the server closed the connection without a response")
         assert reply is not None
         reply.body = body
         self._leftover = parser.trailing_data[0]

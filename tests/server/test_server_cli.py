@@ -18,6 +18,7 @@ from anyio.abc import Process
 from server_support import ScriptedClient
 
 from asgi_bg.server.cli import build_parser, load_app
+from asgi_bg.server.config import ServerConfig
 
 pytestmark = pytest.mark.anyio
 
@@ -154,6 +155,22 @@ def test_unknown_app_is_reported() -> None:
 def test_options_default_like_serve() -> None:
     args = build_parser().parse_args(["m:app"])
     assert (args.host, args.port, args.max_body) == ("127.0.0.1", 8000, 4 * 1024 * 1024)
+
+
+def test_slow_client_limits_default_like_serve_and_can_be_set() -> None:
+    defaults = build_parser().parse_args(["m:app"])
+    config = ServerConfig()
+    assert (defaults.body_min_rate, defaults.body_rate_grace, defaults.send_timeout) == (
+        config.body_min_rate,
+        config.body_rate_grace,
+        config.send_timeout,
+    )
+    args = build_parser().parse_args(
+        ["m:app", "--body-min-rate", "0", "--body-rate-grace", "2", "--send-timeout", "9"]
+    )
+    assert (args.body_min_rate, args.body_rate_grace, args.send_timeout) == (0.0, 2.0, 9.0)
+    with pytest.raises(ValueError, match="send_timeout must not be negative"):
+        ServerConfig(send_timeout=-1)
 
 
 async def test_run_from_python_serves_until_sigterm(anyio_backend: str) -> None:

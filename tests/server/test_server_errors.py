@@ -214,7 +214,7 @@ async def test_body_after_completion_is_an_error(caplog: pytest.LogCaptureFixtur
     assert "'http.response.body' after its response completed" in caplog.text
 
 
-async def test_invalid_header_closes_the_connection(caplog: pytest.LogCaptureFixture) -> None:
+async def test_invalid_header_is_answered_500(caplog: pytest.LogCaptureFixture) -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         headers = [(b"x-bad", b"line\r\nbreak")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -222,24 +222,46 @@ async def test_invalid_header_closes_the_connection(caplog: pytest.LogCaptureFix
 
     async with connected(app) as client:
         await client.send(get())
-        assert await client.is_closed()
+        assert (await client.response()).status == 500  # nothing of the bad head left
+        await client.send(get())
+        assert (await client.response()).status == 500  # and the connection was kept
+    assert "ASGI app sent an invalid response" in caplog.text
+
+
+async def test_body_longer_than_its_content_length_closes_the_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"xyz"})
+
+    async with connected(app) as client:
+        await client.send(get())
+        assert await client.is_closed()  # h11 refused the body after taking the head
     assert "ASGI app sent an invalid response" in caplog.text
 
 
 async def test_sends_after_disconnect_are_dropped() -> None:
+    seen: list[str] = []  # what the app saw, asserted outside it (the server catches errors)
     finished = anyio.Event()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        await receive()
-        assert (await receive())["type"] == "http.disconnect"
-        await respond(send)  # must not raise: ASGI 2.3 drops it
-        finished.set()
+        try:
+            seen.append((await receive())["type"])
+            seen.append((await receive())["type"])
+            await respond(send)  # must not raise: ASGI 2.3 drops it
+            seen.append("sent")
+        finally:
+            finished.set()
 
     async with connected(app) as client:
         await client.send(get())
         await anyio.wait_all_tasks_blocked()
         await client.stream.send_eof()
         await finished.wait()
+        assert await client.is_closed()  # nothing of the dropped response came out
+    assert seen == ["http.request", "http.disconnect", "sent"]
 
 
 async def test_stalled_body_gets_408() -> None:
