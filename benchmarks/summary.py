@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from benchmarks.contenders import REFERENCES
 from benchmarks.inprocess import Samples
-from benchmarks.overhttp import HttpRecord
+from benchmarks.overhttp import SERVERS, HttpRecord
+
+_SERVER_LABELS = {server.name: server.label for server in SERVERS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +140,7 @@ def _effective_target(http: HttpSummaries, server: str, ref: str, limit: float) 
     measured = None if found is None else found.effective.ratios.get(ref)
     note = "" if found is None else f"p99 {found.p99_ms:.1f} ms"
     met = None if measured is None else measured >= limit
-    label = f"effective req/s, async+sync tasks, {server}"
+    label = f"effective req/s, async+sync tasks, {_SERVER_LABELS[server]}"
     return Target(label, f">= {limit}x {ref}", measured, met, note)
 
 
