@@ -87,15 +87,62 @@ class _Outbox:
                 waiter.set_result(result)
 
 
+class _Crew:
+    """One lifespan's worker threads and their queue; a later lifespan gets a new crew,
+    so a thread still stuck in an abandoned task never counts in the next one."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.jobs: SimpleQueue[Job | None] = SimpleQueue()
+        self.lock = threading.Lock()
+        self.idle = 0  # waiting workers no job was promised to yet
+        self.threads = 0
+
+    def submit(self, job: Job) -> bool:
+        """Queue ``job``; True when a new worker must be started for it."""
+        with self.lock:
+            start = self.idle == 0 and self.threads < self.size
+            if start:
+                self.threads += 1
+            elif self.idle:
+                self.idle -= 1
+        self.jobs.put(job)
+        return start
+
+    def stop(self) -> None:
+        for _ in range(self.threads):
+            self.jobs.put(None)  # idle workers end; a stuck one ends when it is done
+
+    def work(self) -> None:
+        """A worker thread: jobs until told to stop or idle for too long."""
+        job = self._next()  # the job this worker was started for
+        while job is not None:
+            context, func, args, (outbox, waiter) = job
+            result = context.run(func, *args)
+            with self.lock:
+                # Idle before the caller hears back, so the caller's next run finds it.
+                self.idle += 1
+            outbox.post(waiter, result)
+            job = self._next()
+
+    def _next(self) -> Job | None:
+        while True:
+            try:
+                return self.jobs.get(timeout=IDLE_SECONDS)
+            except Empty:
+                with self.lock:
+                    if self.idle:  # no job is on its way to this worker: end it
+                        self.idle -= 1
+                        self.threads -= 1
+                        return None
+
+
 class WorkerPool:
     """Up to ``size`` threads, started on demand while ``serving()`` is entered."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._jobs: SimpleQueue[Job | None] = SimpleQueue()
-        self._lock = threading.Lock()
-        self._idle = 0  # waiting workers no job was promised to yet
-        self._threads = 0
+        self._crew = _Crew(size)
         self._group: anyio.abc.TaskGroup | None = None
         self._loop: object = None
         self._outbox: _Outbox | None = None
@@ -113,6 +160,7 @@ class WorkerPool:
             self._loop, self._outbox = token, _Outbox(token.run_sync_soon)
         else:
             self._loop, self._outbox = loop, _Outbox(loop.call_soon_threadsafe)
+        crew = self._crew = _Crew(self.size)
         error: Exception | None = None
         async with anyio.create_task_group() as group:
             self._group = group
@@ -122,8 +170,7 @@ class WorkerPool:
                 error = exc  # raised below as it is, not inside the group's ExceptionGroup
             finally:
                 self._group = None
-                for _ in range(self._threads):
-                    self._jobs.put(None)  # idle workers end; a stuck one ends when it is done
+                crew.stop()
                 group.cancel_scope.cancel()  # abandons the stuck ones
         if error is not None:
             raise error
@@ -141,52 +188,20 @@ class WorkerPool:
     async def run(self, func: Callable[..., Any], *args: Any) -> Any:
         """``func(*args)`` on a worker, in this context; what it returns."""
         outbox = self._outbox
-        assert outbox is not None
+        assert outbox is not None and self._group is not None
         if self._trio:
             waiter: Any = _Waiter()
         else:
             waiter = self._loop.create_future()  # type: ignore[attr-defined]
-        self._submit((contextvars.copy_context(), func, args, (outbox, waiter)))
+        crew = self._crew
+        if crew.submit((contextvars.copy_context(), func, args, (outbox, waiter))):
+            self._group.start_soon(_host, crew)
         if self._trio:
             return await waiter.wait()
         return await waiter
 
-    def _submit(self, job: Job) -> None:
-        with self._lock:
-            start = self._idle == 0 and self._threads < self.size
-            if start:
-                self._threads += 1
-            elif self._idle:
-                self._idle -= 1
-        self._jobs.put(job)
-        if start:
-            assert self._group is not None
-            self._group.start_soon(self._host)
 
-    async def _host(self) -> None:
-        await anyio.to_thread.run_sync(
-            self._work, abandon_on_cancel=True, limiter=anyio.CapacityLimiter(math.inf)
-        )
-
-    def _work(self) -> None:
-        """A worker thread: jobs until told to stop or idle for too long."""
-        job = self._next()  # the job this worker was started for
-        while job is not None:
-            context, func, args, (outbox, waiter) = job
-            result = context.run(func, *args)
-            with self._lock:
-                # Idle before the caller hears back, so the caller's next run finds it.
-                self._idle += 1
-            outbox.post(waiter, result)
-            job = self._next()
-
-    def _next(self) -> Job | None:
-        while True:
-            try:
-                return self._jobs.get(timeout=IDLE_SECONDS)
-            except Empty:
-                with self._lock:
-                    if self._idle:  # no job is on its way to this worker: end it
-                        self._idle -= 1
-                        self._threads -= 1
-                        return None
+async def _host(crew: _Crew) -> None:
+    await anyio.to_thread.run_sync(
+        crew.work, abandon_on_cancel=True, limiter=anyio.CapacityLimiter(math.inf)
+    )

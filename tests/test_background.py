@@ -897,6 +897,31 @@ def test_def_tasks_run_in_worker_threads_and_async_tasks_on_the_loop(
     assert threads["sync task"] != threads["loop"]
 
 
+def test_def_tasks_run_in_each_of_successive_lifespans_of_one_app(anyio_backend: str) -> None:
+    # Each lifespan hosts its own task threads; none may be left counted by the next one.
+    ran: list[int] = []
+    app = App()
+
+    def sync_task(number: int) -> None:
+        ran.append(number)
+
+    @app.get("/{number}")
+    async def handler(number: int, tasks: BackgroundTasks) -> None:
+        tasks.add_task(sync_task, number)
+
+    def serve() -> None:
+        for number in range(3):
+            with TestClient(app, backend=anyio_backend) as client:
+                client.get(f"/{number}")
+
+    # In a thread, so that a task never run fails the test instead of hanging it.
+    serving = threading.Thread(target=serve, daemon=True)
+    serving.start()
+    serving.join(TIMEOUT)
+    assert not serving.is_alive(), f"tasks stuck after lifespans {ran}"
+    assert ran == [0, 1, 2]
+
+
 @LIFESPAN
 def test_def_tasks_can_call_back_into_the_loop_with_anyio_from_thread(
     anyio_backend: str, lifespan: bool
