@@ -5,7 +5,7 @@ import typing
 from .applications import App
 from .background import BackgroundTask, BackgroundTasks
 from .exceptions import ConfigurationError, HTTPException, RequestValidationError
-from .injection import Body, Cookie, Depends, Header, Path, Query
+from .injection import Body, Cookie, Depends, File, Form, Header, Path, Query
 from .requests import Request
 from .responses import (
     FileResponse,
@@ -18,6 +18,7 @@ from .responses import (
 )
 from .routing import Router
 from .staticfiles import StaticFiles
+from .uploads import UploadFile
 from .websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 if typing.TYPE_CHECKING:
@@ -42,7 +43,9 @@ __all__ = [
     "ConfigurationError",
     "Cookie",
     "Depends",
+    "File",
     "FileResponse",
+    "Form",
     "HTMLResponse",
     "HTTPException",
     "Header",
@@ -57,6 +60,7 @@ __all__ = [
     "Router",
     "StaticFiles",
     "StreamingResponse",
+    "UploadFile",
     "WebSocket",
     "WebSocketDisconnect",
     "WebSocketState",

@@ -101,6 +101,7 @@ class RequestContext:
         "_runner",
         "admit",
         "cache",
+        "closers",
         "error",
         "phase",
         "registered",
@@ -120,6 +121,8 @@ class RequestContext:
         # than the rest of this constructor.
         self.response_background: list[BackgroundTask] | tuple[()] = ()
         self.teardowns: list[Teardown] | tuple[()] = ()
+        # Run after every teardown, even when the request failed (uploads' files).
+        self.closers: list[Teardown] | tuple[()] = ()
         self.error: BaseException | None = None  # the first failure, for teardowns
         self.cache: dict[Any, Any] | None = None
 
@@ -162,11 +165,21 @@ class RequestContext:
             return background.tasks
         return [background]
 
-    def add_teardown(self, teardown: Teardown) -> None:
-        """Run ``teardown(error)`` after the tasks, or at once if the request fails."""
-        if not self.teardowns:
-            self.teardowns = []
-        self.teardowns.append(teardown)
+    def add_teardown(self, teardown: Teardown, *, last: bool = False) -> None:
+        """Run ``teardown(error)`` after the tasks, or at once if the request fails.
+
+        ``last=True``: after every other teardown, and only at the very end of the call,
+        failed or not, since tasks (an error response's own ones too) and teardowns may
+        still use what it releases (an upload's file).
+        """
+        if last:
+            if not self.closers:
+                self.closers = []
+            self.closers.append(teardown)
+        else:
+            if not self.teardowns:
+                self.teardowns = []
+            self.teardowns.append(teardown)
 
     # --- what the response reports ----------------------------------------------------
 
@@ -264,16 +277,17 @@ class RequestContext:
     async def teardown(self, errors: list[BaseException] | None, label: object) -> None:
         """Close the generator dependencies, last opened first; failures are logged."""
         self._move("teardown")
-        # Each teardown is taken off the list before it runs, so none runs twice when a
-        # cancellation interrupts this loop and the shielded retry finishes it.
-        while self.teardowns:
-            teardown = self.teardowns.pop()
-            try:
-                await teardown(self.error)
-            except Exception as exc:
-                logger.error("Dependency teardown failed for %s", label, exc_info=exc)
-                if errors is not None:
-                    errors.append(exc)
+        for pending in (self.teardowns, self.closers):
+            # Each teardown is taken off its list before it runs, so none runs twice when
+            # a cancellation interrupts this loop and the shielded retry finishes it.
+            while pending:
+                teardown = pending.pop()
+                try:
+                    await teardown(self.error)
+                except Exception as exc:
+                    logger.error("Dependency teardown failed for %s", label, exc_info=exc)
+                    if errors is not None:
+                        errors.append(exc)
         self._move("done")
 
     async def abandon(self, errors: list[BaseException] | None, label: object) -> None:
@@ -282,7 +296,7 @@ class RequestContext:
         if self.phase not in (Phase.TASKS, Phase.TEARDOWN, Phase.DONE):
             # Before the tasks started; once they run, the runner names its own.
             self._runner.cancel_unstarted(self._take_tasks(), label)
-        if self.teardowns:
+        if self.teardowns or self.closers:
             with anyio.CancelScope(shield=True), anyio.move_on_after(_TEARDOWN_GRACE):
                 await self.teardown(errors, label)
         self._move("done")

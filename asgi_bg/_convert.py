@@ -196,13 +196,23 @@ def _string_hint(annotation: Any) -> str:
     )
 
 
+def is_typeddict(annotation: Any) -> bool:
+    """True for a ``TypedDict`` class, ``typing``'s or ``typing_extensions``' (told by its
+    shape: ``typing.is_typeddict`` misses the latter before Python 3.13)."""
+    return (
+        isinstance(annotation, type)
+        and issubclass(annotation, dict)
+        and hasattr(annotation, "__required_keys__")
+    )
+
+
 def _is_structured(annotation: Any) -> bool:
     origin = typing.get_origin(annotation) or annotation
     return (
         is_model(annotation)
         or (dataclasses.is_dataclass(annotation) and isinstance(annotation, type))
         or origin in (dict, Mapping)
-        or typing.is_typeddict(annotation)
+        or is_typeddict(annotation)
     )
 
 
@@ -292,7 +302,7 @@ def _json_required(annotation: Any, where: str) -> Converter:
         return model_converter(annotation, where)  # pydantic validates its own models
     if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
         return _dataclass_converter(annotation, where)
-    if typing.is_typeddict(annotation):
+    if is_typeddict(annotation):
         return _typeddict_converter(annotation, where)
     origin = typing.get_origin(annotation) or annotation
     if origin in (dict, Mapping):

@@ -18,6 +18,7 @@ from ._convert import Invalid
 from ._extractors import INVALID_JSON, UNREAD, Solver, read_body
 from ._plan import Dependency, Plan
 from .exceptions import RequestValidationError
+from .requests import Request
 
 
 async def solve(plan: Plan, solver: Solver) -> dict[str, Any]:
@@ -140,6 +141,9 @@ async def run_endpoint(plan: Plan, solver: Solver) -> Any:
     try:
         if plan.body_fields:
             await read_body(solver)
+        elif plan.reads_form:
+            assert isinstance(solver.request, Request)  # WebSocket routes refuse form fields
+            await solver.request.form()
         if plan.dependencies:
             solver.find_overrides()
             kwargs = await solve(plan, solver)

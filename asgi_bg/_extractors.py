@@ -18,6 +18,7 @@ from typing import Any
 from ._checks import check_kind, with_checks
 from ._context import RequestContext, Teardown
 from ._convert import Converter, Invalid, convert_each, is_sequence, item_type, string_converter
+from ._form_params import form_values
 from .background import BackgroundTask, BackgroundTasks
 from .exceptions import ConfigurationError
 from .params import REQUIRED, ParamInfo
@@ -241,6 +242,7 @@ _SOURCES: dict[str, Callable[[HTTPConnection, str, bool], Any]] = {
     "query": _from_query,
     "header": _from_header,
     "cookie": _from_cookie,
+    "form": form_values,
 }
 
 

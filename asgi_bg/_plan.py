@@ -45,6 +45,7 @@ class Plan:
     extractors: list[tuple[str, tuple[Any, ...], Extractor]] = field(default_factory=list)
     body_fields: list[BodyField] = field(default_factory=list)
     fields: list[ParamField] = field(default_factory=list)  # its own, not its dependencies'
+    reads_form: bool = False  # a form or file parameter here or in a dependency
     # For a generator: the context-manager factory, built once here, not per request.
     manager: Callable[..., Any] | None = None
 

@@ -217,7 +217,7 @@ class App:
             await context.abandon(scope.get(ERRORS_KEY), RequestLabel(scope))
             raise
         # PERF: read in place (a property cost ~1,000 instructions of a /hello).
-        if context.tasks or context.response_background or context.teardowns:
+        if context.tasks or context.response_background or context.teardowns or context.closers:
             await self._after_response(scope, context)
 
     async def _other_scope(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -249,7 +249,7 @@ class App:
             await context.abandon(scope.get(ERRORS_KEY), label)
             raise
         await guard.close(1000)  # before the tasks: they run once the connection closed
-        if context.tasks or context.response_background or context.teardowns:
+        if context.tasks or context.response_background or context.teardowns or context.closers:
             await self._after_response(scope, context)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -305,14 +305,18 @@ class App:
         if context.started:
             return  # the server closes a response that never completed
         try:
-            response = await self._error_response(scope, receive, exc)
+            response = await self.server_error_response(scope, receive, exc)
             await response(scope, receive, send)
         except Exception as error:
             # The error handler failed too: nothing more can be answered; the server
             # closes the connection.
             logger.error("The 500 handler failed while serving %s", label, exc_info=error)
 
-    async def _error_response(self, scope: Scope, receive: Receive, exc: Exception) -> Response:
+    async def server_error_response(
+        self, scope: Scope, receive: Receive, exc: Exception
+    ) -> Response:
+        """The answer to an exception nothing handled: the app's 500 (or ``Exception``)
+        handler, the traceback with ``debug=True``, else a plain 500."""
         handler = self._handlers.get(500) or self._handlers.get(Exception)
         if handler is not None:
             return await _call_handler(handler, Request(scope, receive), exc)
@@ -382,4 +386,4 @@ async def _backend_unavailable_handler(request: Request, exc: TaskBackendUnavail
 
 
 async def _validation_handler(request: Request, exc: RequestValidationError) -> Response:
-    return JSONResponse({"detail": exc.errors}, 422)
+    return JSONResponse({"detail": exc.errors()}, 422)

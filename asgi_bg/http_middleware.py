@@ -21,6 +21,7 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from ._context import CONTEXT_KEY
 from ._types import ASGIApp, Message, Receive, Scope, Send
 from .requests import Request
 from .responses import Response, StreamingResponse
@@ -46,11 +47,12 @@ class HTTPMiddleware:
             return
         request = Request(scope, receive)
         failure: Exception | None = None
+        wire = _StartWatch(send)
         async with anyio.create_task_group() as group:
             inner = _Inner(self.app, scope, receive, request, group)
             try:
                 response = await self.dispatch(request, inner.call_next)
-                await response(scope, receive, send)
+                await response(scope, receive, wire)
             except Exception as exc:
                 # Raised as itself below: the task group would wrap it in a group.
                 failure = exc
@@ -58,8 +60,44 @@ class HTTPMiddleware:
             finally:
                 inner.close()
         if failure is not None:
+            await _answer_piped_failure(scope, receive, wire, failure)
             raise failure
         inner.adopt_context()
+
+
+class _StartWatch:
+    """The middleware's ``send``, noting whether a response really started through it."""
+
+    __slots__ = ("send", "started")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.send(message)
+
+
+async def _answer_piped_failure(
+    scope: Scope, receive: Receive, wire: _StartWatch, exc: Exception
+) -> None:
+    """``dispatch`` raised after ``call_next``: the inner response the request's context
+    saw start only went into the pipe. Nothing reached the server, so answer the error
+    here; the app's outer layer then logs it and, seeing a response, sends nothing more.
+    """
+    context = scope.get(CONTEXT_KEY)
+    if wire.started or context is None or not context.started:
+        return  # a response did go out, or the app's outer layer will answer
+    app = scope.get("app")
+    answer = getattr(app, "server_error_response", None)
+    response = await answer(scope, receive, exc) if answer is not None else _plain_500()
+    await response(scope, receive, wire)
+
+
+def _plain_500() -> Response:
+    return Response("Internal Server Error", 500, media_type="text/plain")
 
 
 class _Inner:

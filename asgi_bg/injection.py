@@ -30,10 +30,12 @@ from ._extractors import (
     special_extractor,
     string_extractor,
 )
+from ._form_params import file_extractor, is_upload_annotation
 from ._kinds import kind_of
 from ._models import pydantic_available
 from ._plan import Dependency, ParamField, Plan, body_embedded, request_fields
 from .exceptions import ConfigurationError
+from .forms import require_multipart
 from .params import REQUIRED as _REQUIRED
 from .params import (
     Body,
@@ -42,6 +44,10 @@ from .params import (
     CookieInfo,
     Depends,
     DependsInfo,
+    File,
+    FileInfo,
+    Form,
+    FormInfo,
     Header,
     HeaderInfo,
     ParamInfo,
@@ -58,6 +64,10 @@ __all__ = [
     "CookieInfo",
     "Depends",
     "DependsInfo",
+    "File",
+    "FileInfo",
+    "Form",
+    "FormInfo",
     "Header",
     "HeaderInfo",
     "ParamField",
@@ -98,6 +108,9 @@ def compile_plan(
         _add_dependency(extra, None, marker, marker.dependency, path_params, where, ())
     plan.dependencies[:0] = extra.dependencies
     plan.body_fields[:0] = extra.body_fields
+    plan.reads_form = plan.reads_form or extra.reads_form
+    if plan.reads_form and plan.body_fields:
+        raise ConfigurationError(f"{where}: a request has one body: JSON or a form, not both")
     _settle_body(plan)
     return plan
 
@@ -140,6 +153,7 @@ def _add_dependency(
     recompile = functools.partial(compile_plan, path_params=path_params, where=where)
     plan.dependencies.append((name, Dependency(sub, marker.use_cache, scope, recompile)))
     plan.body_fields.extend(sub.body_fields)
+    plan.reads_form = plan.reads_form or sub.reads_form
 
 
 def _signature(call: Callable[..., Any], where: str) -> inspect.Signature:
@@ -185,11 +199,18 @@ def _compile_param(
         extract: Extractor = extractor.extract
     else:
         extract = extractor
-    loc = (source, key) if source != "body" else ("body",)
-    plan.extractors.append((param.name, loc, extract))
+    plan.extractors.append((param.name, _location(plan, source, key), extract))
     plan.fields.append(
         ParamField(param.name, source, key, annotation, default is _REQUIRED, default, marker)
     )
+
+
+def _location(plan: Plan, source: str, key: str) -> tuple[str, ...]:
+    """Where a 422 points; form and file fields are FastAPI's ``["body", name]``."""
+    if source in ("form", "file"):
+        plan.reads_form = True
+        return ("body", key)
+    return (source, key) if source != "body" else ("body",)
 
 
 def _split_annotation(param: inspect.Parameter) -> tuple[Any, DependsInfo | ParamInfo | None]:
@@ -239,6 +260,8 @@ def _param_extractor(
     where: str,
 ) -> tuple[str, str, Extractor | BodyField]:
     inner, _ = unwrap_optional(annotation)
+    if isinstance(marker, FormInfo | FileInfo) or (marker is None and is_upload_annotation(inner)):
+        return _form_extractor(name, inner, marker, default, where)
     if isinstance(marker, PathInfo) or (marker is None and name in path_params):
         if name not in path_params:
             raise ConfigurationError(f"{where}: Path() but the route's path has no {{{name}}}")
@@ -252,6 +275,16 @@ def _param_extractor(
     source = marker.source if marker else "query"
     key = _request_key(name, marker)
     return source, key, string_extractor(source, key, inner, marker, default, where)
+
+
+def _form_extractor(
+    name: str, annotation: Any, marker: ParamInfo | None, default: Any, where: str
+) -> tuple[str, str, Extractor]:
+    require_multipart(where)
+    key = _request_key(name, marker)
+    if isinstance(marker, FileInfo) or is_upload_annotation(annotation):
+        return "file", key, file_extractor(key, annotation, default_maker(default), where)
+    return "form", key, string_extractor("form", key, annotation, marker, default, where)
 
 
 def _request_key(name: str, marker: ParamInfo | None) -> str:

@@ -196,6 +196,20 @@ class BodyInfo(ParamInfo):
         self.media_type = media_type
 
 
+class FormInfo(ParamInfo):
+    """Read the parameter from a form field (the ``forms`` extra)."""
+
+    source = "form"
+    __slots__ = ()
+
+
+class FileInfo(ParamInfo):
+    """Read the parameter from a form's uploaded file(s) (the ``forms`` extra)."""
+
+    source = "file"
+    __slots__ = ()
+
+
 def Query(default: Any = REQUIRED, **options: Unpack[Constraints]) -> Any:
     """Read the parameter from the query string (the default for scalars)."""
     return QueryInfo(default, **options)
@@ -231,3 +245,13 @@ def Body(
     ``embed=True``, each reads the key of its name from a JSON object.
     """
     return BodyInfo(default, embed=embed, media_type=media_type, **options)
+
+
+def Form(default: Any = REQUIRED, **options: Unpack[Constraints]) -> Any:
+    """Read the parameter from a form field, converted and checked like a query parameter."""
+    return FormInfo(default, **options)
+
+
+def File(default: Any = REQUIRED, **options: Unpack[Constraints]) -> Any:
+    """Read the parameter from the form's uploads: ``UploadFile``, a list, or ``bytes``."""
+    return FileInfo(default, **options)

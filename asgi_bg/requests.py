@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from http.cookies import _unquote
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +13,8 @@ from ._convert import finite_float
 from ._types import Message, Receive, Scope
 from .datastructures import URL, Address, Headers, QueryParams
 from .exceptions import HTTPException
+from .forms import FormLimits, close_with_request, read_form
+from .uploads import FormData
 
 if TYPE_CHECKING:
     from .applications import App
@@ -111,13 +113,14 @@ class HTTPConnection:
 class Request(HTTPConnection):
     """One HTTP request. Headers, query, cookies, URL and body are computed on first access."""
 
-    __slots__ = ("_body", "_json", "_pending", "_receive", "_stream_consumed")
+    __slots__ = ("_body", "_form", "_json", "_pending", "_receive", "_stream_consumed")
 
     def __init__(self, scope: Scope, receive: Receive | None = None) -> None:
         super().__init__(scope)
         self._receive = receive if receive is not None else _no_body
         self._body: bytes | None = None
         self._json: Any = _MISSING
+        self._form: FormData | None = None
         self._stream_consumed = False
         self._pending: list[Message] = []  # received by is_disconnected(), not yet read
 
@@ -126,7 +129,7 @@ class Request(HTTPConnection):
         """The request method, upper case."""
         return str(self.scope["method"])
 
-    async def stream(self) -> AsyncIterator[bytes]:
+    async def stream(self) -> AsyncGenerator[bytes, None]:
         """Yield the body as it arrives; raises ``ClientDisconnect`` if the client leaves."""
         if self._body is not None:
             yield self._body
@@ -159,6 +162,30 @@ class Request(HTTPConnection):
             except ValueError as exc:
                 raise HTTPException(422, _json_error(exc)) from None
         return self._json
+
+    async def form(
+        self,
+        *,
+        max_files: int = 1000,
+        max_fields: int = 1000,
+        max_part_size: int = 1024 * 1024,
+    ) -> FormData:
+        """The body parsed as a form (multipart or urlencoded), read once and cached.
+
+        Needs the ``forms`` extra. Uploaded files stay open for the request's background
+        tasks and teardowns and are closed after them. Past a limit the request is
+        answered 413; a malformed body 400. Other content types give an empty form.
+        """
+        if self._form is None:
+            limits = FormLimits(max_files, max_fields, max_part_size)
+            self._form = await read_form(self, limits)
+            close_with_request(self.scope, self._form)
+        return self._form
+
+    def parsed_form(self) -> FormData:
+        """The form ``form()`` already parsed (the injector reads fields from it)."""
+        assert self._form is not None, "form() was not awaited"
+        return self._form
 
     async def is_disconnected(self) -> bool:
         """True once the client has gone away (checks without waiting)."""

@@ -232,9 +232,12 @@ class Route:
         if isinstance(result, Response):
             return result
         encode = self._encode
-        return (
-            encode(result) if encode is not None else self.response_class(result, self.status_code)
-        )
+        if encode is not None:
+            return encode(result)
+        response = self.response_class(result, self.status_code)
+        if self.status_code < 200 or self.status_code in (204, 304):
+            response.body = b""  # RFC 9110 section 6.4.1: these answers carry no content
+        return response
 
     async def _respond(
         self,

@@ -13,9 +13,10 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from .exceptions import HTTPException
+from .params import Form
 from .requests import Request
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "HTTPBasicCredentials",
     "HTTPBearer",
     "OAuth2PasswordBearer",
+    "OAuth2PasswordRequestForm",
     "SecurityBase",
     "get_authorization_scheme_param",
 ]
@@ -251,3 +253,29 @@ class OAuth2PasswordBearer(SecurityBase):
             self._refuse()
             return None
         return token
+
+
+class OAuth2PasswordRequestForm:
+    """The form of the OAuth2 password flow (RFC 6749 section 4.3.2), read from a form
+    body: ``username``, ``password``, ``scope`` (also split into ``scopes``), and the
+    optional ``grant_type`` (``"password"`` when given), ``client_id`` and
+    ``client_secret``. Use it as ``Annotated[OAuth2PasswordRequestForm, Depends()]`` in
+    the ``tokenUrl`` route; it needs ``asgi_bg[forms]``.
+    """
+
+    def __init__(
+        self,
+        *,
+        grant_type: Annotated[str | None, Form(pattern="^password$")] = None,
+        username: Annotated[str, Form()],
+        password: Annotated[str, Form()],
+        scope: Annotated[str, Form()] = "",
+        client_id: Annotated[str | None, Form()] = None,
+        client_secret: Annotated[str | None, Form()] = None,
+    ) -> None:
+        self.grant_type = grant_type
+        self.username = username
+        self.password = password
+        self.scopes = scope.split()
+        self.client_id = client_id
+        self.client_secret = client_secret

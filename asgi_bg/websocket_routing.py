@@ -57,7 +57,7 @@ class WebSocketRoute:
             return  # the client left while the endpoint waited: a normal end
         except RequestValidationError as exc:
             if websocket.application_state is not WebSocketState.DISCONNECTED:
-                await websocket.close(POLICY_VIOLATION, validation_reason(exc.errors))
+                await websocket.close(POLICY_VIOLATION, validation_reason(exc.errors()))
 
     def __repr__(self) -> str:
         return f"WebSocketRoute({self.path!r}, {self.name!r})"
@@ -66,7 +66,7 @@ class WebSocketRoute:
 def _check_plan(plan: Plan, where: str) -> None:
     if plan.mode != "async":
         raise ConfigurationError(f"{where}: a WebSocket endpoint must be an 'async def' function")
-    if plan.body_fields:
+    if plan.body_fields or plan.reads_form:
         raise ConfigurationError(f"{where}: a WebSocket has no request body to read from")
     if plan_reads(plan, "request"):
         raise ConfigurationError(f"{where}: annotate the parameter WebSocket, not Request")

@@ -36,7 +36,8 @@ HELLO = Endpoint("hello", "/", "GET", "/", "", "text", _BODY.decode(), 0)
 
 _COMMON = ("--host", "127.0.0.1", "--no-access-log", "--log-level", "warning")
 SERVERS: dict[str, tuple[str, ...]] = {
-    "asgi_bg": (sys.executable, "-m", "asgi_bg", APP, *_COMMON),
+    # `--loop asyncio`: the default, auto, would pick uvloop when it is installed.
+    "asgi_bg": (sys.executable, "-m", "asgi_bg", APP, *_COMMON, "--loop", "asyncio"),
     "uvicorn-h11": (
         *(sys.executable, "-m", "uvicorn", APP, *_COMMON),
         *("--http", "h11", "--loop", "asyncio", "--lifespan", "off"),

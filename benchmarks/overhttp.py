@@ -71,6 +71,8 @@ SERVERS = (
             "127.0.0.1",
             "--port",
             "{port}",
+            "--loop",
+            "asyncio",  # the default, auto, would pick uvloop when installed
             *_QUIET,
         ),
     ),

@@ -13,7 +13,9 @@ Then the slow-body check: `--slow-clients` clients drip a 1000-byte body one byt
 while a legitimate client asks for `/async` four times a second; once with the default
 minimum body rate, once with it off (as before it existed). Reported: how the legitimate
 requests fared (statuses, when the first was served, latency) and how the slow clients
-ended. Prints Markdown tables; the JSON goes to `benchmarks/results/` (not committed).
+ended. First of all, the task flood of `benchmarks/flood.py` (a one-second `def` task per
+POST): resident memory and refusals with the default `max_pending_tasks`, then with no
+bound. Prints Markdown tables; the JSON goes to `benchmarks/results/` (not committed).
 `--only-slow-body` runs the slow-body check alone (about 45 s).
 """
 
@@ -51,6 +53,7 @@ from reliability_support import (
 
 from asgi_bg import Request
 from asgi_bg.server import ServerOptions
+from benchmarks import flood
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MIB = 1024 * 1024
@@ -286,7 +289,14 @@ def main() -> None:
     parser.add_argument("--drip-every", type=float, default=2.0, help="seconds per byte")
     parser.add_argument("--slow-seconds", type=float, default=20.0, help="per slow-body run")
     parser.add_argument("--only-slow-body", action="store_true", help="skip the other runs")
+    parser.add_argument("--flood-requests", type=int, default=20_000, help="0: no flood run")
     args = parser.parse_args()
+    floods = [
+        anyio.run(flood.flood, bound, args.flood_requests, 64)
+        for bound in ([None, "none"] if args.flood_requests else [])
+    ]
+    if floods:
+        print(flood.table(floods), flush=True)
     slow_body = {
         name: anyio.run(slow_body_run, args.slow_clients, args.drip_every, args.slow_seconds, rate)
         for name, rate in (("default (240 B/s after 5 s)", None), ("0 (off)", 0.0))
@@ -310,7 +320,13 @@ def main() -> None:
     print(table(results))
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / time.strftime("reliability-%Y%m%d-%H%M%S.json")
-    report = {"args": vars(args), "load": results, "blocking": blocking, "slow_body": slow_body}
+    report = {
+        "args": vars(args),
+        "load": results,
+        "blocking": blocking,
+        "slow_body": slow_body,
+        "flood": floods,
+    }
     out.write_text(json.dumps(report))
     print(f"\nwritten to {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
 

@@ -10,7 +10,9 @@ from typing import Any
 
 from openapi_spec_validator import validate
 
-_IMPORT = re.compile(r"^from asgi_bg(\.security|\.responses)? import (.*)$", re.MULTILINE)
+# One import line, or a parenthesised block over several lines; any asgi_bg module whose
+# FastAPI namesake exists (``asgi_bg.responses`` -> ``fastapi.responses``).
+_IMPORT = re.compile(r"^from asgi_bg(\.\w+)? import (\([^)]*\)|.*)$", re.MULTILINE)
 
 
 def fastapi_twin(module_name: str) -> types.ModuleType:

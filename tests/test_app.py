@@ -66,7 +66,7 @@ async def test_middleware_is_applied_outermost_first_and_add_middleware_wraps_it
 
     response = await AsyncTestClient(app).get("/")
     assert response.json() == "ok"
-    assert response.headers.getlist("x-via") == ["inner", "outer", "added"]
+    assert response.headers.get_list("x-via") == ["inner", "outer", "added"]
     assert log == [
         "added in",
         "outer in",
@@ -151,7 +151,7 @@ async def test_exception_handlers_by_class_subclass_and_status(with_middleware: 
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        return JSONResponse({"problems": len(exc.errors)}, status_code=400)
+        return JSONResponse({"problems": len(exc.errors())}, status_code=400)
 
     @app.get("/domain")
     async def domain() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -63,7 +64,14 @@ def inbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Inbox]:
         controller.stop()
 
 
-async def call(app: App, method: str, path: str, body: bytes, on_send: Any) -> None:
+async def call(
+    app: App,
+    method: str,
+    path: str,
+    body: bytes,
+    on_send: Any,
+    content_type: bytes = b"application/json",
+) -> None:
     """One ASGI call; ``on_send(message)`` sees each message the app sends."""
     sent = False
 
@@ -77,7 +85,7 @@ async def call(app: App, method: str, path: str, body: bytes, on_send: Any) -> N
     async def send(message: Message) -> None:
         on_send(message)
 
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
     scope = {
         "type": "http",
         "method": method,
@@ -180,8 +188,10 @@ async def test_upload_answers_202_at_once_and_the_job_can_be_polled(
             answered.set()
 
     data = b"one two\nthree\n"
+    upload = httpx.Request("POST", "http://testserver/jobs", files={"file": ("f.txt", data)})
+    content, content_type = upload.read(), upload.headers["content-type"].encode()
     async with anyio.create_task_group() as group:
-        group.start_soon(call, app, "POST", "/jobs", data, on_send)
+        group.start_soon(call, app, "POST", "/jobs", content, on_send, content_type)
         with anyio.fail_after(LIMIT):
             await answered.wait()
         start, body = messages
@@ -218,7 +228,7 @@ def test_unknown_jobs_answer_404() -> None:
 
 
 def test_an_empty_upload_is_refused() -> None:
-    response = TestClient(slow_processing.app).post("/jobs", content=b"")
+    response = TestClient(slow_processing.app).post("/jobs", files={"file": ("f", b"")})
     assert response.status_code == 422
 
 
@@ -229,7 +239,7 @@ def test_a_file_that_cannot_be_processed_fails_its_job(
     client = TestClient(slow_processing.app, raise_server_exceptions=False)
 
     with caplog.at_level(logging.ERROR, logger="asgi_bg.background"):
-        response = client.post("/jobs", content=b"\xff\xfe not utf-8")
+        response = client.post("/jobs", files={"file": ("f", b"\xff\xfe not utf-8")})
 
     assert response.status_code == 202
     job = client.get(response.json()["url"]).json()
@@ -241,5 +251,5 @@ def test_a_file_that_cannot_be_processed_fails_its_job(
 def test_the_default_slow_step_takes_the_configured_time(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SLOW_PROCESSING_SECONDS", "0")
     client = TestClient(slow_processing.app)
-    job = client.get(client.post("/jobs", content=b"x").json()["url"]).json()
+    job = client.get(client.post("/jobs", files={"file": ("f", b"x")}).json()["url"]).json()
     assert (job["status"], job["result"]["words"]) == ("done", 1)

@@ -63,8 +63,8 @@ async def test_response_with_bytes_str_status_headers_and_media_type() -> None:
 async def test_explicit_headers_are_not_duplicated() -> None:
     response = Response("x", headers={"Content-Type": "text/custom", "content-length": "1"})
     got = await AsyncTestClient(serve(response)).get("/")
-    assert got.headers.getlist("content-type") == ["text/custom"]
-    assert got.headers.getlist("content-length") == ["1"]
+    assert got.headers.get_list("content-type") == ["text/custom"]
+    assert got.headers.get_list("content-length") == ["1"]
 
 
 async def test_no_content_has_no_content_length() -> None:
@@ -298,7 +298,7 @@ async def test_set_cookie_and_delete_cookie() -> None:
 
     client = AsyncTestClient(app)
     response = await client.get("/login")
-    session, theme = response.headers.getlist("set-cookie")
+    session, theme = response.headers.get_list("set-cookie")
     attributes = {part.strip().lower() for part in session.split(";")}
     assert "session=abc" in attributes
     assert {"max-age=60", "httponly", "secure", "path=/", "samesite=lax"} <= attributes
@@ -307,7 +307,7 @@ async def test_set_cookie_and_delete_cookie() -> None:
     assert client.cookies["session"] == "abc"
 
     response = await client.get("/logout")
-    (deleted,) = response.headers.getlist("set-cookie")
+    (deleted,) = response.headers.get_list("set-cookie")
     assert deleted.startswith("session=")
     assert "max-age=0" in deleted.lower()
     assert "session" not in client.cookies
@@ -328,7 +328,7 @@ async def test_response_headers_can_be_edited_before_sending() -> None:
     del response.headers["content-type"]
     got = await AsyncTestClient(serve(response)).get("/")
     assert got.headers["x-edited"] == "yes"
-    assert got.headers.getlist("x-multi") == ["1", "2"]
+    assert got.headers.get_list("x-multi") == ["1", "2"]
     assert "content-type" not in got.headers
 
 

@@ -1,13 +1,27 @@
 """The test clients and background tasks: a call returns once the tasks ran, and with
 ``raise_server_exceptions=True`` the first error is raised as itself, never as a group."""
 
+import sys
+import types
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import anyio
+import httpx
 import pytest
 
-from asgi_bg import App, BackgroundTasks, Depends, StreamingResponse
+from asgi_bg import (
+    App,
+    BackgroundTasks,
+    Depends,
+    HTTPException,
+    RedirectResponse,
+    Request,
+    Response,
+    StreamingResponse,
+    testing,
+)
 from asgi_bg._types import ASGIApp, Receive, Scope, Send
 from asgi_bg.testing import AsyncTestClient, TestClient
 
@@ -157,3 +171,151 @@ def test_an_error_mid_stream_is_raised_as_itself(anyio_backend: str, middleware:
 
     response = TestClient(app, raise_server_exceptions=False, backend=anyio_backend).get("/")
     assert (response.status_code, response.content) == (200, b"partial")
+
+
+# --- the client is httpx's: what it adds over the earlier hand-written one --------------
+
+
+def echo_app() -> App:
+    app = App()
+
+    @app.post("/echo")
+    async def echo(request: Request) -> dict[str, Any]:
+        form = await request.form()
+        return {
+            "url": str(request.url),
+            "root_path": request.scope["root_path"],
+            "form": {k: str(v) for k, v in form.items()},
+            "cookies": request.cookies,
+        }
+
+    @app.get("/set")
+    async def set_cookie() -> Response:
+        response = Response("set")
+        response.set_cookie("session", "abc")
+        return response
+
+    @app.get("/cookies")
+    async def cookies(request: Request) -> dict[str, str]:
+        return request.cookies
+
+    @app.get("/moved")
+    async def moved() -> RedirectResponse:
+        return RedirectResponse("/cookies", status_code=307)
+
+    @app.get("/missing")
+    async def missing() -> None:
+        raise HTTPException(404, "nope")
+
+    return app
+
+
+def test_the_client_is_an_httpx_client_with_full_urls(anyio_backend: str) -> None:
+    client = TestClient(echo_app(), backend=anyio_backend)
+    assert isinstance(client, httpx.Client)
+    response = client.post("/echo", data={"a": "1"})
+    assert str(response.url) == "http://testserver/echo"
+    assert response.json()["url"] == "http://testserver/echo"
+    assert response.json()["form"] == {"a": "1"}
+    assert response.reason_phrase == "OK"
+
+
+def test_cookies_the_app_sets_persist_and_per_request_cookies_do_not(anyio_backend: str) -> None:
+    client = TestClient(echo_app(), backend=anyio_backend)
+    assert client.get("/set").cookies["session"] == "abc"
+    assert client.get("/cookies").json() == {"session": "abc"}
+    assert client.get("/cookies", cookies={"extra": "1"}).json() == {"session": "abc", "extra": "1"}
+    assert client.get("/cookies").json() == {"session": "abc"}
+
+
+def test_redirects_are_followed_unless_asked_not_to(anyio_backend: str) -> None:
+    client = TestClient(echo_app(), backend=anyio_backend)
+    assert client.get("/moved").status_code == 200
+    assert client.get("/moved", follow_redirects=False).status_code == 307
+    with pytest.raises(httpx.HTTPStatusError):
+        client.get("/missing").raise_for_status()
+
+
+def test_base_url_and_root_path_reach_the_app(anyio_backend: str) -> None:
+    client = TestClient(
+        echo_app(), base_url="https://api.example:8443", root_path="/v1", backend=anyio_backend
+    )
+    body = client.post("/echo").json()
+    assert (body["url"], body["root_path"]) == ("https://api.example:8443/v1/echo", "/v1")
+
+
+def lifespan_app(log: Log, *, fail: str = "") -> App:
+    @asynccontextmanager
+    async def lifespan(app: App) -> AsyncIterator[dict[str, str]]:
+        if fail == "raise":
+            raise FirstError("startup")
+        log.append("startup")
+        yield {"db": "connected"}
+        log.append("shutdown")
+
+    app = App(lifespan=lifespan)
+
+    @app.get("/")
+    async def handler(request: Request) -> str:
+        return str(request.state.db)
+
+    return app
+
+
+def test_with_runs_the_lifespan_and_requests_see_its_state(anyio_backend: str) -> None:
+    log: Log = []
+    with TestClient(lifespan_app(log), backend=anyio_backend) as client:
+        assert log == ["startup"]
+        assert client.get("/").json() == "connected"
+    assert log == ["startup", "shutdown"]
+
+
+@pytest.mark.anyio
+async def test_async_with_runs_the_lifespan_too() -> None:
+    log: Log = []
+    async with AsyncTestClient(lifespan_app(log)) as client:
+        assert isinstance(client, httpx.AsyncClient)
+        assert (await client.get("/")).json() == "connected"
+    assert log == ["startup", "shutdown"]
+
+
+def test_a_failing_startup_is_raised(anyio_backend: str) -> None:
+    with (
+        pytest.raises(RuntimeError, match="Application startup failed: FirstError: startup"),
+        TestClient(lifespan_app([], fail="raise"), backend=anyio_backend),
+    ):
+        pass  # never reached
+
+
+def test_an_app_raising_in_its_lifespan_call_raises_that_error(anyio_backend: str) -> None:
+    async def raw(scope: Scope, receive: Receive, send: Send) -> None:
+        raise SecondError(scope["type"])
+
+    with pytest.raises(SecondError, match="lifespan"), TestClient(raw, backend=anyio_backend):
+        pass  # never reached
+
+
+def test_httpx2_is_preferred_and_a_missing_httpx_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    successor = types.ModuleType("httpx2")
+    monkeypatch.setitem(sys.modules, "httpx2", successor)
+    assert testing.import_httpx() is successor
+
+    monkeypatch.setitem(sys.modules, "httpx2", None)  # None in sys.modules: ImportError
+    assert testing.import_httpx() is httpx
+    monkeypatch.setitem(sys.modules, "httpx", None)
+    with pytest.raises(ImportError, match=r"asgi_bg\[testing\]"):
+        testing.import_httpx()
+
+
+def test_the_scope_a_websocket_session_starts_from_carries_the_clients_cookies() -> None:
+    client = TestClient(App(), base_url="http://example.test", cookies={"session": "s"})
+    scope = client._scope_for("/ws?room=1", headers={"x-extra": "1"})
+    headers = dict(scope["headers"])
+    assert (scope["path"], scope["query_string"]) == ("/ws", b"room=1")
+    assert (headers[b"cookie"], headers[b"x-extra"], headers[b"host"]) == (
+        b"session=s",
+        b"1",
+        b"example.test",
+    )

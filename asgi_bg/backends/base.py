@@ -19,6 +19,7 @@ from typing import Any, Protocol, runtime_checkable
 import anyio.to_thread
 
 from .._concurrency import is_async_callable
+from ..uploads import UploadFile
 
 # The attribute ``@app.task`` sets on a registered function: its registered name.
 TASK_NAME_ATTR = "__asgi_bg_task__"
@@ -107,8 +108,20 @@ def check_call(
         *((f"argument {i}", v) for i, v in enumerate(args)),
         *((f"argument {k!r}", v) for k, v in kwargs.items()),
     ]:
+        _refuse_upload(name, label, value)
         _check_json(name, label, value)
     return TaskCall(name, list(args), dict(kwargs))
+
+
+def _refuse_upload(name: str, label: str, value: Any) -> None:
+    # An upload is closed when its request's work ends, and a backend may run the call
+    # elsewhere or later: only a saved copy's path can travel.
+    if isinstance(value, UploadFile):
+        raise TypeError(
+            f"registered task {name}: {label} is an UploadFile, which is closed when its "
+            "request ends; save it (for example with shutil.copyfileobj(upload.file, f)) "
+            "and pass the path"
+        )
 
 
 def _check_json(name: str, label: str, value: Any) -> None:

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal, Union
 
-from .._convert import NONE_TYPE
+from .._convert import NONE_TYPE, is_typeddict
 
 REF_PREFIX = "#/components/schemas/"
 Schema = dict[str, Any]
@@ -272,12 +272,7 @@ def _is_named(annotation: Any) -> bool:
         return False
     if issubclass(annotation, enum.Enum) or dataclasses.is_dataclass(annotation):
         return True
-    return _is_typeddict(annotation) or _is_pydantic_model(annotation)
-
-
-def _is_typeddict(annotation: type) -> bool:
-    # Told by shape: ``typing.is_typeddict`` misses typing_extensions' TypedDict on 3.11.
-    return issubclass(annotation, dict) and hasattr(annotation, "__required_keys__")
+    return is_typeddict(annotation) or _is_pydantic_model(annotation)
 
 
 def _is_pydantic_model(annotation: Any) -> bool:

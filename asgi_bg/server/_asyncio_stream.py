@@ -15,7 +15,7 @@ import asyncio
 import socket
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute
@@ -148,8 +148,9 @@ class StreamProtocol(asyncio.Protocol):
         self._stream: AsyncioByteStream | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._stream = AsyncioByteStream(transport)
+        # A stream transport, though not always an `asyncio.Transport` subclass: uvloop's
+        # (and asyncio's TLS transport) only implement the same methods.
+        self._stream = AsyncioByteStream(cast(asyncio.Transport, transport))
         self._on_connect(self._stream)
 
     def data_received(self, data: bytes) -> None:

@@ -3,147 +3,161 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from typing import Any, cast
-
-import anyio
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import Field, fields, replace
+from functools import partial
+from typing import Any
 
 from .._types import ASGIApp
-from .config import (
-    DEFAULT_BODY_MIN_RATE,
-    DEFAULT_BODY_RATE_GRACE,
-    DEFAULT_MAX_BODY,
-    DEFAULT_MAX_HEADER_SIZE,
-    DEFAULT_SEND_TIMEOUT,
-    DEFAULT_WS_MAX_SIZE,
-)
+from .config import SAME, ProcessConfig, ServerConfig, SetupError, option_info
 from .lifespan import LifespanFailure
-from .run import configure_logging, serve_until_signalled
+from .loading import AppNotFound, load_app, load_env_file
+from .run import run_process, setup_logging, version_line
+from .supervisor import WorkerHandoff, supervise
+from .tls import make_ssl_context
 
-# Exit status when the app cannot be imported or its startup failed (as uvicorn).
+# Exit status when the app's lifespan startup failed (as uvicorn).
 STARTUP_FAILURE = 3
-# Exit status when the socket cannot be bound (as uvicorn).
-BIND_FAILURE = 1
+# Exit status when the app cannot be imported, or the socket cannot be bound (as uvicorn).
+LOAD_FAILURE = BIND_FAILURE = 1
 
 # After serving, how long idle worker threads get to stop before the process exits anyway.
 _THREAD_GRACE = 1.0
 
+logger = logging.getLogger("asgi_bg.server")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command line, with the same defaults as `serve`."""
+    """The command line, generated from the fields of `ServerConfig` and `ProcessConfig`."""
     parser = argparse.ArgumentParser(
-        prog="asgi-bg", description="Serve an ASGI 3 application over HTTP/1.1."
+        prog="asgi-bg",
+        description="Serve an ASGI 3 application over HTTP/1.1.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add = parser.add_argument
-    add("app", help="the application, as module:attribute (e.g. main:app)")
-    add("--host", default="127.0.0.1", help="interface to bind (default: %(default)s)")
-    add("--port", type=int, default=8000, help="port; 0 picks a free one (default: %(default)s)")
-    add(
-        "--shutdown-timeout",
-        "--timeout-graceful-shutdown",  # uvicorn's name
-        type=float,
-        default=30.0,
-        help="seconds in-flight work may take",
-    )
-    add(
-        "--keep-alive",
-        "--timeout-keep-alive",  # uvicorn's name
-        type=float,
-        default=5.0,
-        help="idle keep-alive timeout, seconds",
-    )
-    add("--header-timeout", type=float, default=10.0, help="seconds to receive a request head")
-    add("--body-timeout", type=float, default=30.0, help="seconds a request body may stall")
-    add(
-        "--body-min-rate",
-        type=float,
-        default=DEFAULT_BODY_MIN_RATE,
-        help="bytes/s a request body must average after the grace; 0: off (default: %(default)s)",
-    )
-    add(
-        "--body-rate-grace",
-        type=float,
-        default=DEFAULT_BODY_RATE_GRACE,
-        help="seconds before body-min-rate applies (default: %(default)s)",
-    )
-    add(
-        "--send-timeout",
-        type=float,
-        default=DEFAULT_SEND_TIMEOUT,
-        help="seconds a write may wait for the client to read (default: %(default)s)",
-    )
-    add("--max-body", type=int, default=DEFAULT_MAX_BODY, help="largest request body, bytes")
-    add("--max-header-size", type=int, default=DEFAULT_MAX_HEADER_SIZE, help="bytes")
-    add("--root-path", default="", help="ASGI root_path, for apps mounted under a prefix")
-    add("--limit-concurrency", type=int, default=None, help="ASGI calls before 503")
-    add("--no-access-log", action="store_true", help="do not log one line per request")
-    add("--ws-ping-interval", type=float, default=20.0, help="WebSocket ping period, seconds")
-    add("--ws-ping-timeout", type=float, default=20.0, help="seconds to answer a ping")
-    add("--ws-max-size", type=int, default=DEFAULT_WS_MAX_SIZE, help="largest message, bytes")
-    add("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
-    add("--backend", default="asyncio", choices=["asyncio", "trio"], help="anyio backend")
-    add("--app-dir", default=".", help="directory put first on sys.path (default: %(default)s)")
-    add("--factory", action="store_true", help="the attribute is a factory returning the app")
+    parser.add_argument("app", help="the application, as module:attribute (e.g. main:app)")
+    parser.add_argument("--version", action="version", version=version_line())
+    for config, title in ((ServerConfig, "server"), (ProcessConfig, "process")):
+        group = parser.add_argument_group(title)
+        hints = typing.get_type_hints(config)
+        for field in fields(config):
+            _add_option(group, field, hints[field.name])
     return parser
 
 
-def load_app(target: str, *, factory: bool = False) -> ASGIApp:
-    """Import `module:attribute` (the attribute may be dotted)."""
-    module_name, sep, attr_path = target.partition(":")
-    if not sep or not module_name or not attr_path:
-        raise ValueError(f"app must be given as module:attribute, not {target!r}")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr_path.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ValueError(f"{module_name!r} has no attribute {attr_path!r}") from None
-    if factory:
-        obj = obj()
-    if not callable(obj):
-        raise ValueError(f"{target!r} is not callable, so it is not an ASGI app")
-    return cast(ASGIApp, obj)
+def _add_option(group: argparse._ArgumentGroup, field: Field[Any], hint: Any) -> None:
+    info = option_info(field)
+    flags = info.flags or ("--" + field.name.replace("_", "-"),)
+    note = ""
+    if info.uvicorn is None:
+        note = " [not a uvicorn option]"
+    elif info.uvicorn != SAME:
+        note = f" [differs from uvicorn: {info.uvicorn}]"
+    kwargs: dict[str, Any] = {"dest": field.name, "help": info.help.replace("%", "%%") + note}
+    if hint is bool:
+        kwargs.update(action=argparse.BooleanOptionalAction, default=field.default)
+    elif typing.get_origin(hint) is tuple:
+        kwargs.update(action="append", default=None, metavar=info.metavar)
+    else:
+        kwargs.update(
+            type=_scalar(hint), default=field.default, choices=info.choices, metavar=info.metavar
+        )
+    group.add_argument(*flags, **kwargs)
+
+
+def _scalar(hint: Any) -> type:
+    """`int | None` -> int; `Literal[...]` -> str."""
+    if isinstance(hint, types.UnionType):
+        (hint,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    if typing.get_origin(hint) is typing.Literal:
+        return str
+    assert isinstance(hint, type)
+    return hint
+
+
+def _configs(args: argparse.Namespace) -> tuple[ServerConfig, ProcessConfig]:
+    values = vars(args)
+
+    def pick(config: type) -> dict[str, Any]:
+        # A repeatable option is None (never given) or a list: the config holds a tuple.
+        return {
+            f.name: tuple(values[f.name] or ()) if isinstance(f.default, tuple) else values[f.name]
+            for f in fields(config)
+        }
+
+    return ServerConfig(**pick(ServerConfig)), ProcessConfig(**pick(ProcessConfig))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
-    args = build_parser().parse_args(argv)
-    configure_logging(args.log_level)
-    logging.getLogger("asgi_bg").setLevel(args.log_level.upper())
-    sys.path.insert(0, args.app_dir)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
-        app = load_app(args.app, factory=args.factory)
-    except (ImportError, ValueError) as exc:
-        logging.getLogger("asgi_bg.server").error("Cannot load the app: %s", exc)
-        return STARTUP_FAILURE
+        server, process = _configs(args)
+        if process.env_file is not None:
+            load_env_file(process.env_file)
+        setup_logging(process.log_level, process.log_config)
+        make_ssl_context(server)  # a missing or wrong certificate is a usage error
+    except (ValueError, OSError, SetupError) as exc:
+        parser.error(str(exc))
+    sys.path.insert(0, process.app_dir)
     try:
-        status = _serve_or_report_bind_failure(app, args)
+        return _run(args.app, server, process, argv)
+    except SetupError as exc:
+        logger.error("%s", exc)
+        return LOAD_FAILURE
+
+
+def _run(target: str, server: ServerConfig, process: ProcessConfig, argv: list[str]) -> int:
+    handoff = WorkerHandoff.from_environment()
+    if handoff is None and (process.workers > 1 or process.reload):
+        return _report_bind_failure(partial(supervise, argv, server, process), server)
+    if handoff is not None:
+        server = replace(server, fd=handoff.fd, uds=None)
+    app = _load_or_report(target, process.factory)
+    if app is None:
+        return LOAD_FAILURE
+    ready = handoff.ready if handoff else None
+    try:
+        status = _report_bind_failure(partial(run_process, app, server, process, ready), server)
     except LifespanFailure:
         return STARTUP_FAILURE  # already logged with the app's message
     _exit_without_abandoned_threads(status)
     return status
 
 
-def _serve_or_report_bind_failure(app: ASGIApp, args: argparse.Namespace) -> int:
+def _load_or_report(target: str, factory: bool) -> ASGIApp | None:
+    try:
+        return load_app(target, factory=factory)
+    except AppNotFound as exc:
+        logger.error("Error loading ASGI app. %s", exc)
+    except Exception:
+        # The app's own module raised: its traceback (the user's file and line) matters.
+        logger.exception("Error loading ASGI app %r: importing it raised", target)
+    return None
+
+
+def _report_bind_failure(serve: Callable[[], int], server: ServerConfig) -> int:
     failures: list[BaseException] = []
     try:
-        return anyio.run(_serve, app, args, backend=args.backend)
+        return serve()
     except* OSError as group:
         failures.extend(group.exceptions)
+    address = server.uds if server.uds is not None else (server.host, server.port)
     # As uvicorn: one line naming the address, not a traceback, and status 1.
     for exc in failures:
         reason = os.strerror(exc.errno).lower() if isinstance(exc, OSError) and exc.errno else exc
-        logging.getLogger("asgi_bg.server").error(
-            "[Errno %s] error while attempting to bind on address (%r, %d): %s",
+        logger.error(
+            "[Errno %s] error while attempting to bind on address %r: %s",
             getattr(exc, "errno", None),
-            args.host,
-            args.port,
+            address,
             reason,
         )
     return BIND_FAILURE
@@ -167,7 +181,7 @@ def _exit_without_abandoned_threads(status: int) -> None:
             busy.append(thread.name)
     if not busy:
         return
-    logging.getLogger("asgi_bg.server").warning(
+    logger.warning(
         "Exiting with %d thread(s) still running work that shutdown cancelled: %s",
         len(busy),
         ", ".join(busy),
@@ -176,26 +190,3 @@ def _exit_without_abandoned_threads(status: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
-
-
-async def _serve(app: ASGIApp, args: argparse.Namespace) -> int:
-    return await serve_until_signalled(
-        app,
-        host=args.host,
-        port=args.port,
-        shutdown_timeout=args.shutdown_timeout,
-        keep_alive=args.keep_alive,
-        header_timeout=args.header_timeout,
-        body_timeout=args.body_timeout,
-        body_min_rate=args.body_min_rate,
-        body_rate_grace=args.body_rate_grace,
-        send_timeout=args.send_timeout,
-        max_body=args.max_body,
-        max_header_size=args.max_header_size,
-        root_path=args.root_path,
-        limit_concurrency=args.limit_concurrency,
-        access_log=not args.no_access_log,
-        ws_ping_interval=args.ws_ping_interval,
-        ws_ping_timeout=args.ws_ping_timeout,
-        ws_max_size=args.ws_max_size,
-    )

@@ -16,6 +16,8 @@ from .idle import expire_idle_connections
 from .lifespan import Lifespan, LifespanFailure
 from .listeners import Listening, open_listening
 from .state import ServerState, logger
+from .tls import make_ssl_context
+from .wrappers import wrap_app
 
 ShutdownTrigger = Callable[[], Awaitable[object]]
 
@@ -25,14 +27,16 @@ class Server:
 
     def __init__(self, app: ASGIApp, config: ServerConfig) -> None:
         self.config = config
-        self.state = ServerState(app, config)
+        self._max_requests = anyio.Event()
+        self.state = ServerState(wrap_app(app, config, self._max_requests.set), config)
         self._drained = anyio.Event()
+        self._open = 0  # connections being handled, for `limit_connections`
 
     async def serve(self, shutdown_trigger: ShutdownTrigger, task_status: TaskStatus[int]) -> None:
         """Start up, serve until `shutdown_trigger` returns, then shut down gracefully."""
         # Bound before lifespan startup so a busy port fails fast, with a plain OSError;
         # nothing is accepted until startup has succeeded.
-        listening = await open_listening(self.config.host, self.config.port)
+        listening = await open_listening(self.config, make_ssl_context(self.config))
         try:
             failure = await self._run(listening, shutdown_trigger, task_status)
         finally:
@@ -66,23 +70,42 @@ class Server:
         async with anyio.create_task_group() as connections:
             connections.start_soon(expire_idle_connections, self.state)
             await listening.start(connections, self._handle)
-            logger.info(
-                "asgi_bg serving on http://%s:%d (Press CTRL+C to quit)",
-                _url_host(self.config.host),
-                listening.port,
-            )
+            logger.info("asgi_bg serving on %s (Press CTRL+C to quit)", listening.description)
             task_status.started(listening.port)
-            await shutdown_trigger()
+            await self._wait_for_shutdown(shutdown_trigger)
             await listening.aclose()  # new clients are refused from here on
             await self._drain(connections)
             connections.cancel_scope.cancel()  # the idle sweep; connections are done
 
+    async def _wait_for_shutdown(self, shutdown_trigger: ShutdownTrigger) -> None:
+        async with anyio.create_task_group() as waiting:
+
+            async def stop_when(trigger: ShutdownTrigger) -> None:
+                await trigger()
+                waiting.cancel_scope.cancel()
+
+            waiting.start_soon(stop_when, shutdown_trigger)
+            waiting.start_soon(stop_when, self._after_max_requests)
+
+    async def _after_max_requests(self) -> None:
+        await self._max_requests.wait()
+        logger.info(
+            "Maximum request limit of %s reached: shutting down", self.config.limit_max_requests
+        )
+
     async def _handle(self, stream: ByteStream) -> None:
+        limit = self.config.limit_connections
+        if limit is not None and self._open >= limit:
+            # Refused at once: past the limit a server that is out of resources stays up.
+            await anyio.aclose_forcefully(stream)
+            return
+        self._open += 1
         try:
             await HTTPConnection(stream, self.state).run()
         except Exception:
             logger.exception("Unexpected error on a connection; it was closed")
         finally:
+            self._open -= 1
             if self.state.shutting_down and not self.state.connections:
                 self._drained.set()
 
@@ -103,10 +126,6 @@ class Server:
             connections.cancel_scope.cancel()
 
 
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
 async def serve(
     app: ASGIApp,
     *,
@@ -116,9 +135,9 @@ async def serve(
 ) -> None:
     """Serve an ASGI 3 app over HTTP/1.1 until `shutdown_trigger()` returns.
 
-    `options` are the fields of `ServerConfig` (`host`, `port`, `shutdown_timeout`,
-    `keep_alive`, `header_timeout`, `body_timeout`, `max_body`, `max_header_size`, `root_path`,
-    `limit_concurrency`, `access_log`). Start it with
+    `options` are the fields of `ServerConfig` (`host`, `port`, `uds`, `fd`,
+    `shutdown_timeout`, `keep_alive`, `proxy_headers`, `ssl_certfile`, ...; see
+    docs/server.md). Start it with
     `port = await task_group.start(serve, app, ...)`: readiness (after lifespan
     startup, with the socket listening) is reported as the bound port, useful with
     `port=0`. When `shutdown_trigger()` returns the server drains gracefully: it stops

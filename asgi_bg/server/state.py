@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._types import ASGIApp
 from .config import ServerConfig
 
 if TYPE_CHECKING:
     from .connection import HTTPConnection
-    from .cycle import RequestCycle
 
 logger = logging.getLogger("asgi_bg.server")
 access_logger = logging.getLogger("asgi_bg.server.access")
+
+
+class Call(Protocol):
+    """An ASGI call the server runs: an HTTP request cycle or a WebSocket session."""
+
+    @property
+    def complete(self) -> bool: ...
+
+    def describe(self) -> str: ...
 
 
 class ServerState:
@@ -36,7 +44,7 @@ class ServerState:
         self.app = app
         self.config = config or ServerConfig()
         self.lifespan_state: dict[str, Any] = lifespan_state if lifespan_state is not None else {}
-        self.requests: set[RequestCycle] = set()
+        self.requests: set[Call] = set()
         self.connections: set[HTTPConnection] = set()  # open ones, and ones still in calls
         self.shutting_down = False
 

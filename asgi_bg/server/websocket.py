@@ -125,8 +125,20 @@ class WebSocketSession:
 
     # --- the life of the connection -----------------------------------------------------
 
+    @property
+    def complete(self) -> bool:
+        """The connection is closed (the call may still run its background tasks)."""
+        return self._close is not None
+
+    def describe(self) -> str:
+        """`WebSocket path` for log lines."""
+        return f"WebSocket {self._path()}"
+
     async def run(self) -> None:
         """Serve the connection until the app returned and the socket closed."""
+        # An ASGI call like any other: it counts for `limit_concurrency`, and shutdown
+        # names it if it has to cancel it.
+        self._state.requests.add(self)
         try:
             if self._ws is None:
                 await self._without_wsproto()
@@ -136,6 +148,7 @@ class WebSocketSession:
                     await self._call_app(self._websocket_scope(offer))
                     group.cancel_scope.cancel()  # the reader and the pinger
         finally:
+            self._state.requests.discard(self)
             self._group = None
             self._inbox.close()
 

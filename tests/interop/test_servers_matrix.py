@@ -208,7 +208,13 @@ def test_email_example_sends_over_smtp(served: Served, inbox: Inbox | None) -> N
 def test_slow_processing_example_accepts_an_upload_and_reports_the_job(served: Served) -> None:
     conn = served.connect()
     data = b"a file\nof two lines\n" * 1000
-    conn.request("POST", "/examples/slow_processing/jobs", body=data)
+    body = (
+        b'--X\r\nContent-Disposition: form-data; name="file"; filename="f.txt"\r\n\r\n'
+        + data
+        + b"\r\n--X--\r\n"
+    )
+    headers = {"content-type": "multipart/form-data; boundary=X"}
+    conn.request("POST", "/examples/slow_processing/jobs", body=body, headers=headers)
     status, job = read_json(conn)
     assert (status, job["status"]) == (202, "queued")
     wait_returned(served, conn, "/examples/slow_processing/jobs")

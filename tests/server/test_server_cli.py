@@ -5,72 +5,22 @@ The served process runs on the same anyio backend as the test.
 
 from __future__ import annotations
 
-import re
 import signal
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import typing
+from dataclasses import fields
 from pathlib import Path
 
 import anyio
 import pytest
-from anyio.abc import Process
+from cli_support import ServerProcess, cli, spawned
 from server_support import ScriptedClient
 
-from asgi_bg.server.cli import build_parser, load_app
-from asgi_bg.server.config import ServerConfig
+from asgi_bg.server.cli import build_parser, main
+from asgi_bg.server.config import ProcessConfig, ServerConfig, ServerOptions, option_info
+from asgi_bg.server.loading import AppNotFound, load_app
 
 pytestmark = pytest.mark.anyio
-
-HERE = str(Path(__file__).parent)
-LIMIT = 10.0  # a subprocess start includes imports; still far above what it takes
-
-
-class ServerProcess:
-    def __init__(self, process: Process) -> None:
-        self.process = process
-        self.output = ""
-        self._buffer = b""
-
-    async def wait_for(self, pattern: str) -> re.Match[str]:
-        """Read stderr until a line matches `pattern`."""
-        assert self.process.stderr is not None
-        with anyio.fail_after(LIMIT):
-            while True:
-                while b"\n" in self._buffer:
-                    line, self._buffer = self._buffer.split(b"\n", 1)
-                    text = line.decode()
-                    self.output += text + "\n"
-                    if match := re.search(pattern, text):
-                        return match
-                self._buffer += await self.process.stderr.receive()
-
-    async def exit_code(self) -> int:
-        assert self.process.stderr is not None
-        with anyio.fail_after(LIMIT):
-            try:
-                while True:
-                    self._buffer += await self.process.stderr.receive()
-            except anyio.EndOfStream:
-                self.output += self._buffer.decode()
-            return await self.process.wait()
-
-
-@asynccontextmanager
-async def cli(*args: str, backend: str) -> AsyncIterator[ServerProcess]:
-    command = [sys.executable, "-m", "asgi_bg", *args, "--app-dir", HERE, "--backend", backend]
-    async with spawned(command) as server:
-        yield server
-
-
-@asynccontextmanager
-async def spawned(command: list[str]) -> AsyncIterator[ServerProcess]:
-    async with await anyio.open_process(command, cwd=HERE) as process:
-        try:
-            yield ServerProcess(process)
-        finally:
-            if process.returncode is None:
-                process.kill()
 
 
 async def connect_and_wait(server: ServerProcess) -> ScriptedClient:
@@ -146,9 +96,9 @@ def test_uvicorn_option_names_are_accepted() -> None:
 
 
 def test_unknown_app_is_reported() -> None:
-    with pytest.raises(ValueError, match="has no attribute 'nope'"):
+    with pytest.raises(AppNotFound, match='Attribute "nope" not found in module "server_apps"'):
         load_app("server_apps:nope")
-    with pytest.raises(ValueError, match="module:attribute"):
+    with pytest.raises(AppNotFound, match='did you mean "server_apps:app"'):
         load_app("server_apps")
 
 
@@ -186,3 +136,85 @@ async def test_run_from_python_serves_until_sigterm(anyio_backend: str) -> None:
         assert (await client.response(method=b"POST")).body == b"got abc"
         await client.stream.aclose()
         assert await server.exit_code() == 0
+
+
+async def test_help_shows_every_option_with_its_default_and_uvicorn_differences() -> None:
+    command = [sys.executable, "-m", "asgi_bg", "--help"]
+    result = await anyio.run_process(command)
+    text = " ".join(result.stdout.decode().split())  # undo argparse's line wrapping
+    for config in (ServerConfig, ProcessConfig):
+        for field in fields(config):
+            flag = (option_info(field).flags or ("--" + field.name.replace("_", "-"),))[0]
+            assert flag in text, flag
+    assert text.count("(default: ") == len(fields(ServerConfig)) + len(fields(ProcessConfig))
+    assert "--backend {asyncio,trio} anyio backend [not a uvicorn option]" in text
+    assert "[differs from uvicorn: uvicorn turns it on by default" in text
+
+
+def test_server_options_mirror_the_config_fields() -> None:
+    config_hints = typing.get_type_hints(ServerConfig)
+    assert typing.get_type_hints(ServerOptions) == config_hints
+
+
+async def test_version() -> None:
+    result = await anyio.run_process([sys.executable, "-m", "asgi_bg", "--version"])
+    assert result.stdout.decode().startswith("Running asgi_bg ")
+
+
+async def test_an_app_raising_on_import_shows_its_traceback_and_exits_1(
+    anyio_backend: str,
+) -> None:
+    async with cli("broken_app:app", backend=anyio_backend) as server:
+        assert await server.exit_code() == 1
+    assert 'broken_app.py", line 4, in <module>' in server.output
+    assert "KeyError: 'DATABASE_URL'" in server.output
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("no_such_module:app", 'Could not import module "no_such_module"'),
+        ("deploy_apps:nope", 'Attribute "nope" not found in module "deploy_apps"'),
+        ("examples/app.py", 'did you mean "examples.app:app"?'),
+        ("examples.app", 'did you mean "examples.app:app"?'),
+    ],
+)
+async def test_a_missing_app_is_one_line_and_exit_1(
+    anyio_backend: str, target: str, message: str
+) -> None:
+    async with cli(target, backend=anyio_backend) as server:
+        assert await server.exit_code() == 1
+    lines = server.output.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("ERROR:    Error loading ASGI app. ")
+    assert message in lines[0]
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/server.md"])
+def test_every_flag_is_documented(page: str) -> None:
+    text = (Path(__file__).parents[2] / page).read_text()
+    parser = build_parser()
+    flags = {flag for action in parser._actions for flag in action.option_strings}
+    # `--no-x` comes with every boolean `--x`: documenting `--x` is enough.
+    wanted = {f for f in flags if not f.startswith("--no-")} - {"-h", "--help"}
+    missing = sorted(f for f in wanted if f"`{f}" not in text)
+    assert not missing, f"{page} lacks {missing}"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--workers", "0"], "workers must be at least 1"),
+        (["--uds", "a.sock", "--fd", "3"], "give uds or fd, not both"),
+        (["--ssl-certfile", "missing.pem"], "TLS needs both ssl_keyfile and ssl_certfile"),
+        (["--ssl-certfile", "no.pem", "--ssl-keyfile", "no.key"], "cannot load the TLS files"),
+        (["--header", "no-colon"], "a header is NAME:VALUE"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["deploy_apps:app", *args])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err

@@ -385,3 +385,39 @@ async def test_the_inbox_holds_the_reader_back_while_full_and_ends_after_close()
             assert log == ["put 0", "put 1"]  # full: the third waits for the app
             assert [await inbox.get() for _ in range(3)] == [{"n": 0}, {"n": 1}, {"n": 2}]
             assert await inbox.get() is None  # closed and empty
+
+
+async def test_an_open_websocket_counts_for_limit_concurrency() -> None:
+    rec = Recorder()
+    async with (
+        running(ws_app(rec), limit_concurrency=1) as server,
+        ws_connect(server.port, "/echo") as (client, _),
+    ):
+        with anyio.fail_after(STEP_LIMIT):
+            await rec.connected.wait()
+        refused = await http_get(server.port, b"GET /missing HTTP/1.1\r\nHost: t\r\n\r\n")
+        await client.send(CloseConnection(1000))
+        await client.closed()
+    assert refused.startswith(b"HTTP/1.1 503 ")
+
+
+async def test_shutdown_names_a_websocket_call_it_had_to_cancel(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = anyio.Event()
+    app = App()
+
+    @app.websocket("/stuck")
+    async def stuck(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await release.wait()  # ignores the 1012 close: shutdown must cancel it
+
+    with caplog.at_level(logging.WARNING, logger="asgi_bg.server"):
+        async with (
+            running(app, shutdown_timeout=0.2) as server,
+            ws_connect(server.port, "/stuck") as (client, answer),
+        ):
+            assert isinstance(answer, AcceptConnection)
+            server.stop.set()
+            await client.closed()
+    assert "Cancelling unfinished request WebSocket /stuck" in caplog.text
