@@ -48,6 +48,8 @@ async def run_lifespan(app: App, scope: Scope, receive: Receive, send: Send) -> 
 
 
 async def _start(app: App, scope: Scope, stack: AsyncExitStack) -> None:
+    # Entered first, so the task threads are there for everything and stop last.
+    await stack.enter_async_context(app.tasks.workers.serving())
     backend = app.task_backend
     if backend is not None:
         await backend.start(app.task_registry)

@@ -7,16 +7,20 @@ threads under its own limiter, and on shutdown cancels what is left and names it
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from types import CoroutineType
 from typing import Any, ParamSpec
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
+from ._cancel import Host
 from ._concurrency import callable_name, is_async_callable
+from ._workers import WorkerPool
 from .backends.base import TASK_NAME_ATTR, check_call
 
 P = ParamSpec("P")
@@ -96,22 +100,29 @@ class BackgroundTasks:
 
 
 class _Batch:
-    """One request's tasks while they run: their own progress, errors and cancel scope.
+    """One request's tasks while they run: their own progress, errors and cancellation.
 
     Progress is kept where it happens: ``done`` tasks finished as seen from the loop,
     ``handed`` tasks given out and not folded back yet (one async task, or a run of
     ``def`` tasks in one thread trip), ``progress[0]`` of those finished so far (written
     by the worker thread). Pending and running are derived from these, never stored.
+
+    The cancel scope is opened only once something waits on the loop (see ``_cancel``):
+    a batch whose tasks never suspend opens none.
     """
 
     __slots__ = (
-        "cancel_scope",
+        "cancelled",
         "done",
         "errors",
         "failed",
         "handed",
+        "host",
         "label",
+        "native",
+        "outer",
         "progress",
+        "scope",
         "stopped",
         "succeeded",
         "tasks",
@@ -128,10 +139,65 @@ class _Batch:
         self.progress = [0]
         self.succeeded = 0
         self.failed = 0
-        self.cancel_scope = anyio.CancelScope()
+        self.host = host = Host()
+        self.scope: Any = host.open_scope() if host.trio else None
+        self.outer = None if host.trio else host.innermost()  # the scope tasks start in
+        self.cancelled = False  # by shutdown
+        self.native = False  # cancelled with Task.cancel(): to be taken back with uncancel()
         # Read by the worker thread between tasks: once True it starts no further task.
         # PERF: a plain attribute, not a threading.Event (2.1 µs to create, per request).
         self.stopped = False
+
+    def ensure_scope(self) -> None:
+        """Open the scope before the runner itself waits (no task's scope is open then)."""
+        if self.scope is None:
+            self._open_scope()
+
+    def settle_scope(self) -> None:
+        """At a suspended task's every wait until the scope is open: open it if the task
+        has no scope of its own open; else deliver a pending shutdown natively."""
+        if self.host.innermost() is self.outer:
+            self._open_scope()
+        elif self.cancelled and not self.native:
+            self._cancel_natively()
+
+    def _open_scope(self) -> None:
+        scope = self.host.open_scope()
+        if self.cancelled:
+            scope.cancel()
+        self.scope = scope
+
+    def cancel(self) -> None:
+        """Shutdown: stop this batch's tasks (from another task)."""
+        self.cancelled = self.stopped = True
+        if self.scope is not None:
+            self.scope.cancel()
+        elif not self.native:
+            self._cancel_natively()
+
+    def _cancel_natively(self) -> None:
+        # A shielded scope of the task's own holds the cancellation off, as anyio would;
+        # settle_scope retries at each of its waits.
+        if not self.host.shielded_inside(self.outer):
+            self.native = True
+            self.host.task.cancel()
+
+    def close(self, exc: BaseException | None) -> bool:
+        """Leave the scope; True when ``exc`` is this batch's own cancellation (swallow it)."""
+        swallowed = False
+        scope, self.scope = self.scope, None
+        if scope is not None:
+            swallowed = bool(
+                scope.__exit__(None, None, None)
+                if exc is None
+                else scope.__exit__(type(exc), exc, exc.__traceback__)
+            )
+        if self.native:
+            self.native = False
+            # Another cancellation of the same task (its server's) must still go through.
+            if self.host.task.uncancel() == 0 and isinstance(exc, asyncio.CancelledError):
+                swallowed = True
+        return swallowed
 
     def hand_out(self, count: int) -> list[int]:
         """Start ``count`` tasks at ``done``; returns the counter their runner advances."""
@@ -183,6 +249,8 @@ class TaskRunner:
         self._in_batches = 0
         self._idle: anyio.Event | None = None
         self._limiter: tuple[object, anyio.CapacityLimiter, anyio.CapacityLimiter] | None = None
+        # Entered by the app's lifespan; without it, one to_thread trip per run of def tasks.
+        self.workers = WorkerPool(threads)
 
     def backlog(self) -> int:
         """In-process tasks of requests whose tasks have not all finished yet."""
@@ -245,8 +313,13 @@ class TaskRunner:
         self._in_batches += len(batch.tasks)
         self._batches.add(batch)
         try:
-            with batch.cancel_scope:
-                await self._run_batch(batch)
+            await self._run_batch(batch)
+        except BaseException as exc:
+            if not batch.close(exc):
+                raise
+        else:
+            if batch.scope is not None or batch.native:
+                batch.close(None)
         finally:
             self._end(batch)
 
@@ -263,25 +336,43 @@ class TaskRunner:
     async def _run_batch(self, batch: _Batch) -> None:
         tasks = batch.tasks
         try:
-            while batch.done < len(tasks):
+            # A task may swallow a shutdown's cancellation: no further task starts then.
+            while batch.done < len(tasks) and not batch.cancelled:
                 if tasks[batch.done].is_async:
                     await self._run_async(batch)
                 else:
                     await self._run_sync_run(batch)
         except anyio.get_cancelled_exc_class():
-            batch.stopped = True
-            left = tasks[batch.done :]
-            self._totals["cancelled"] += len(left)
-            batch.done = len(tasks)
-            for task in left:
-                logger.warning("Cancelled background task %s of %s", task.name, batch.label)
+            self._cancel_rest(batch)
             raise
+        if batch.cancelled:
+            self._cancel_rest(batch)
+
+    def _cancel_rest(self, batch: _Batch) -> None:
+        batch.stopped = True
+        left = batch.tasks[batch.done :]
+        self._totals["cancelled"] += len(left)
+        batch.done = len(batch.tasks)
+        for task in left:
+            logger.warning("Cancelled background task %s of %s", task.name, batch.label)
 
     async def _run_async(self, batch: _Batch) -> None:
         task = batch.tasks[batch.done]
-        batch.hand_out(1)
+        batch.handed = 1  # running; progress[0] stays 0 until it returns
         try:
-            await task.func(*task.args, **task.kwargs)
+            coro = task.func(*task.args, **task.kwargs)
+            if batch.scope is not None or type(coro) is not CoroutineType:
+                batch.ensure_scope()
+                await coro
+            else:
+                # PERF: the first step runs here, outside any scope of the runner's: a
+                # task that never waits is done without one (see _cancel).
+                try:
+                    first = coro.send(None)
+                except StopIteration:
+                    pass
+                else:
+                    await _Rest(batch, coro, first)
         except Exception as exc:
             batch.fold(failure=True)
             await self._failed(task, exc, batch)
@@ -289,8 +380,9 @@ class TaskRunner:
         except BaseException:
             batch.handed = 0  # cancelled: not finished, counted as cancelled by the caller
             raise
-        batch.progress[0] = 1
-        batch.fold(failure=False)
+        batch.handed = 0
+        batch.succeeded += 1
+        batch.done += 1
 
     async def _run_sync_run(self, batch: _Batch) -> None:
         """Run the consecutive ``def`` tasks at ``batch.done`` in one worker-thread trip.
@@ -305,6 +397,7 @@ class TaskRunner:
         while end < len(tasks) and not tasks[end].is_async:
             end += 1
         run = tasks[batch.done : end]
+        batch.ensure_scope()
         limiter, unbounded = self._thread_limiters()
         # Take the app's thread token here, not in ``run_sync``: tasks waiting for a thread
         # are pending, not running. PERF: ``acquire_nowait`` first, since ``acquire``
@@ -318,9 +411,12 @@ class TaskRunner:
         failure: Exception | None = None
         try:
             progress = batch.hand_out(len(run))
-            failure = await anyio.to_thread.run_sync(
-                _call_in_thread, run, batch, progress, limiter=unbounded, abandon_on_cancel=True
-            )
+            if self.workers.ready():
+                failure = await self.workers.run(_call_in_thread, run, batch, progress)
+            else:
+                failure = await anyio.to_thread.run_sync(
+                    _call_in_thread, run, batch, progress, limiter=unbounded, abandon_on_cancel=True
+                )
         finally:
             limiter.release()
             batch.fold(failure is not None)
@@ -332,6 +428,7 @@ class TaskRunner:
         if batch.errors is not None:
             batch.errors.append(exc)
         if self.on_task_error is not None:
+            batch.ensure_scope()
             await self._call_hook(task, exc, batch)
 
     async def _call_hook(self, task: BackgroundTask, exc: Exception, batch: _Batch) -> None:
@@ -366,7 +463,7 @@ class TaskRunner:
             len(self._batches),
         )
         for batch in list(self._batches):
-            batch.cancel_scope.cancel()
+            batch.cancel()
         await self.join()
 
     def _thread_limiters(self) -> tuple[anyio.CapacityLimiter, anyio.CapacityLimiter]:
@@ -380,6 +477,39 @@ class TaskRunner:
             cached = (token, *limiters)
             self._limiter = cached
         return cached[1], cached[2]
+
+
+class _Rest:
+    """The rest of an async task whose first step waited: forwarded to the event loop,
+    as ``await`` would, while the batch opens its scope as soon as it safely can."""
+
+    __slots__ = ("batch", "coro", "first")
+
+    def __init__(self, batch: _Batch, coro: CoroutineType[Any, Any, Any], first: Any) -> None:
+        self.batch = batch
+        self.coro = coro
+        self.first = first
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        batch, coro, value = self.batch, self.coro, self.first
+        while True:
+            if batch.scope is None:
+                batch.settle_scope()
+            try:
+                sent = yield value
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # thrown in by the loop: cancellation
+                try:
+                    value = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    value = coro.send(sent)
+                except StopIteration:
+                    return
 
 
 def _call_in_thread(

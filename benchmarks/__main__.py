@@ -1,6 +1,7 @@
 """``python -m benchmarks``: run the in-process and HTTP comparisons, print and save results.
 
-``--quick`` is a short smoke run; ``--profile`` profiles asgi_bg's hot path instead;
+``--quick`` is a short smoke run; ``--profile`` profiles asgi_bg's hot path instead (and
+breaks each request with tasks down by phase: ``benchmarks/phases.py``);
 ``--docs`` also refreshes docs/performance.md and docs/bench.png from this run.
 """
 
@@ -18,7 +19,17 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks import chart, contenders, inprocess, loadgen, overhttp, profiling, report, summary
+from benchmarks import (
+    chart,
+    contenders,
+    inprocess,
+    loadgen,
+    overhttp,
+    phases,
+    profiling,
+    report,
+    summary,
+)
 from benchmarks.workload import ENDPOINTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,6 +221,11 @@ def _profile(args: argparse.Namespace) -> None:
     paths = profiling.profile(args.profile_contender, endpoints, requests, 20, RESULTS)
     for key, path in paths.items():
         print(f"== {args.profile_contender} {key}: {path.relative_to(ROOT)}\n{path.read_text()}")
+    if args.profile_contender == "asgi_bg":
+        for key, table in phases.phases(endpoints, requests).items():
+            path = RESULTS / f"phases-asgi_bg-{key}.txt"
+            path.write_text(table)
+            print(f"== asgi_bg {key} by phase: {path.relative_to(ROOT)}\n{table}")
 
 
 def main(argv: list[str] | None = None) -> int:

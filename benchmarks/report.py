@@ -187,8 +187,14 @@ def _sections(run: RunResult, markdown: bool) -> list[tuple[str, str]]:
     if any(record.contender == "asgi_bg" for record in run.records):
         table = servers_table(run.http, run.records, markdown)
         sections.append(("The asgi_bg app under each server", table))
-    sections.append(("Issue 4 targets", targets_table(run.targets, markdown)))
+    sections.append(("Targets", targets_table(run.targets, markdown)))
     return sections
+
+
+EFFECTIVE = (
+    "Effective req/s: answered requests ÷ (load time + the wait until every background "
+    "task the load queued had run), so work left queued behind the responses is not free."
+)
 
 
 def text(run: RunResult, markdown: bool) -> str:
@@ -200,6 +206,8 @@ def text(run: RunResult, markdown: bool) -> str:
     ]
     parts += [f"Skipped {name}: {why}" for name, why in run.skipped.items()]
     parts += [f"FAILED {failure}" for failure in run.failures]
+    if run.http:
+        parts.append(EFFECTIVE)
     for title, table in _sections(run, markdown):
         heading = f"### {title}" if markdown else f"{title}\n{'=' * len(title)}"
         parts.append(f"{heading}\n\n{table}")

@@ -1,4 +1,4 @@
-"""Medians and per-round ratios, and the issue's targets checked against them.
+"""Medians and per-round ratios, and the targets checked against them.
 
 Absolute times are not comparable across runs on a noisy machine, so every ratio is
 taken within one round (same minute, same machine state) and only then the median.
@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 from benchmarks.contenders import REFERENCES
 from benchmarks.inprocess import Samples
-from benchmarks.overhttp import HttpRecord
+from benchmarks.overhttp import SERVERS, HttpRecord
+
+_SERVER_LABELS = {server.name: server.label for server in SERVERS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +113,7 @@ def server_ratios(
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """One of issue 4's goals for asgi_bg; ``measured`` is None when it could not be run."""
+    """One goal for asgi_bg; ``measured`` is None when it could not be run."""
 
     label: str
     goal: str
@@ -133,13 +135,13 @@ def _in_process_target(summary: InProcessSummary, endpoint: str, ref: str, limit
     return Target(f"in-process {endpoint}, sequential", f"<= {limit}x {ref}", measured, met, note)
 
 
-def _effective_target(http: HttpSummaries) -> Target:
-    found = http.get("uvicorn-h11", {}).get("notify", {}).get("asgi_bg")
-    measured = None if found is None else found.effective.ratios.get("starlette")
+def _effective_target(http: HttpSummaries, server: str, ref: str, limit: float) -> Target:
+    found = http.get(server, {}).get("notify", {}).get("asgi_bg")
+    measured = None if found is None else found.effective.ratios.get(ref)
     note = "" if found is None else f"p99 {found.p99_ms:.1f} ms"
-    met = None if measured is None else measured >= 1.7
-    label = "effective req/s, async+sync tasks, uvicorn --http h11"
-    return Target(label, ">= 1.7x starlette", measured, met, note)
+    met = None if measured is None else measured >= limit
+    label = f"effective req/s, async+sync tasks, {_SERVER_LABELS[server]}"
+    return Target(label, f">= {limit}x {ref}", measured, met, note)
 
 
 def _server_target(ratios: dict[str, float], endpoint: str) -> Target:
@@ -157,8 +159,11 @@ def targets(
         _in_process_target(inprocess, "hello", "raw", 2.5),
         _in_process_target(inprocess, "items", "raw", 1.8),
         _in_process_target(inprocess, "notify_async", "raw", 3.0),
+        _in_process_target(inprocess, "notify", "raw", 1.1),
         _in_process_target(inprocess, "dependency", "fastapi", 0.4),
-        _effective_target(http),
+        _effective_target(http, "uvicorn-h11", "starlette", 1.7),
+        _effective_target(http, "uvicorn-httptools", "raw", 0.9),
+        _effective_target(http, "asgi_bg", "raw", 0.9),
         _server_target(embedded, "hello"),
         _server_target(embedded, "items"),
     ]

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
 import pytest
 
@@ -823,8 +825,22 @@ class RequestIdMiddleware:
         await self.app(scope, receive, send)
 
 
+def _get(client: TestClient, lifespan: bool, path: str = "/") -> None:
+    """One request; with the lifespan running, ``def`` tasks go to the app's long-lived
+    worker threads, without it each run makes its own ``anyio.to_thread`` trip."""
+    if lifespan:
+        with client:
+            client.get(path)
+    else:
+        client.get(path)
+
+
+LIFESPAN = pytest.mark.parametrize("lifespan", [False, True], ids=["trip", "workers"])
+
+
+@LIFESPAN
 def test_contextvars_from_middleware_and_async_dependencies_reach_tasks(
-    anyio_backend: str,
+    anyio_backend: str, lifespan: bool
 ) -> None:
     seen: list[tuple[str, str, str]] = []
     app = App(middleware=[(RequestIdMiddleware, {})])
@@ -847,7 +863,7 @@ def test_contextvars_from_middleware_and_async_dependencies_reach_tasks(
         tasks.add_task(sync_task)
         return Response(background=BackgroundTask(sync_task))
 
-    TestClient(app, backend=anyio_backend).get("/")
+    _get(TestClient(app, backend=anyio_backend), lifespan)
 
     assert seen == [
         ("async", "req-42", "alice"),
@@ -856,7 +872,10 @@ def test_contextvars_from_middleware_and_async_dependencies_reach_tasks(
     ]
 
 
-def test_def_tasks_run_in_worker_threads_and_async_tasks_on_the_loop(anyio_backend: str) -> None:
+@LIFESPAN
+def test_def_tasks_run_in_worker_threads_and_async_tasks_on_the_loop(
+    anyio_backend: str, lifespan: bool
+) -> None:
     threads: dict[str, int] = {}
     app = App()
 
@@ -872,10 +891,60 @@ def test_def_tasks_run_in_worker_threads_and_async_tasks_on_the_loop(anyio_backe
         tasks.add_task(async_task)
         tasks.add_task(sync_task)
 
-    TestClient(app, backend=anyio_backend).get("/")
+    _get(TestClient(app, backend=anyio_backend), lifespan)
 
     assert threads["async task"] == threads["loop"]
     assert threads["sync task"] != threads["loop"]
+
+
+def test_def_tasks_run_in_each_of_successive_lifespans_of_one_app(anyio_backend: str) -> None:
+    # Each lifespan hosts its own task threads; none may be left counted by the next one.
+    ran: list[int] = []
+    app = App()
+
+    def sync_task(number: int) -> None:
+        ran.append(number)
+
+    @app.get("/{number}")
+    async def handler(number: int, tasks: BackgroundTasks) -> None:
+        tasks.add_task(sync_task, number)
+
+    def serve() -> None:
+        for number in range(3):
+            with TestClient(app, backend=anyio_backend) as client:
+                client.get(f"/{number}")
+
+    # In a thread, so that a task never run fails the test instead of hanging it.
+    serving = threading.Thread(target=serve, daemon=True)
+    serving.start()
+    serving.join(TIMEOUT)
+    assert not serving.is_alive(), f"tasks stuck after lifespans {ran}"
+    assert ran == [0, 1, 2]
+
+
+@LIFESPAN
+def test_def_tasks_can_call_back_into_the_loop_with_anyio_from_thread(
+    anyio_backend: str, lifespan: bool
+) -> None:
+    # API.md: def tasks run through anyio.to_thread, so anyio.from_thread works in them.
+    seen: list[str] = []
+    app = App()
+
+    async def on_the_loop(word: str) -> str:
+        await anyio.lowlevel.checkpoint()
+        return word.upper()
+
+    def sync_task() -> None:
+        seen.append(anyio.from_thread.run(on_the_loop, "called back"))
+
+    @app.get("/")
+    async def handler(tasks: BackgroundTasks) -> None:
+        tasks.add_task(sync_task)
+        tasks.add_task(sync_task)
+
+    _get(TestClient(app, backend=anyio_backend), lifespan)
+
+    assert seen == ["CALLED BACK", "CALLED BACK"]
 
 
 @pytest.mark.anyio

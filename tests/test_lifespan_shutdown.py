@@ -5,6 +5,7 @@ The lifespan protocol is driven directly (as a server would) so the test decides
 when ``lifespan.shutdown`` is sent.
 """
 
+import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -82,6 +83,11 @@ class Server:
                 self.log.append(f"server: response to {path} complete")
 
         await self.app(http_scope(path), receive, send)
+        if anyio.get_cancelled_exc_class() is asyncio.CancelledError:
+            # A shutdown that cancelled the call's tasks leaves no cancellation request
+            # behind on the server's task (asyncio counts them).
+            task = asyncio.current_task()
+            assert task is not None and task.cancelling() == 0
         self.log.append(f"server: {path} returned")
 
 
@@ -189,6 +195,104 @@ async def test_shutdown_timeout_cancels_and_names_each_task(
     messages = [r.getMessage() for r in caplog.records if r.name == "asgi_bg.background"]
     for func in (stuck, never_started, also_never_started):
         assert any(f"Cancelled background task {task_name(func)}" in m for m in messages), func
+
+
+class _Signal(logging.Handler):
+    """Sets an event when the runner logs that the shutdown timeout was reached."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reached = anyio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("Shutdown timeout"):
+            self.reached.set()
+
+
+def _stuck_tasks(log: Log, started: anyio.Event, release: anyio.Event) -> dict[str, Any]:
+    """Async tasks that wait from their first step, each holding a different scope open."""
+
+    async def own_scope() -> None:
+        with anyio.CancelScope():
+            started.set()
+            await anyio.sleep_forever()
+        log.append("own_scope went on")
+
+    async def own_group() -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(anyio.sleep_forever)
+            started.set()
+            await anyio.sleep_forever()
+        log.append("own_group went on")
+
+    async def shielded() -> None:
+        with anyio.CancelScope(shield=True):
+            started.set()
+            await release.wait()
+            log.append("shielded part finished")
+        await anyio.sleep_forever()
+        log.append("shielded went on")
+
+    async def swallows() -> None:
+        try:
+            started.set()
+            await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            log.append("swallowed")
+
+    return {f.__name__: f for f in (own_scope, own_group, shielded, swallows)}
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("shape", ["own_scope", "own_group", "shielded", "swallows"])
+async def test_shutdown_cancels_a_task_holding_its_own_scope_and_names_the_rest(
+    anyio_backend: str, shape: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The runner opens its cancel scope only once a task waits, and never inside a scope
+    # the task opened itself: shutdown must still stop and name such a task.
+    log: Log = []
+    app = App(lifespan=recording_lifespan(log), shutdown_timeout=0.1)
+    started, release = anyio.Event(), anyio.Event()
+    stuck = _stuck_tasks(log, started, release)[shape]
+
+    async def never_started() -> None:
+        log.append("never_started ran")
+
+    @app.get("/")
+    async def handler(tasks: BackgroundTasks) -> None:
+        tasks.add_task(stuck)
+        tasks.add_task(never_started)
+
+    server = Server(app, log)
+    signal = _Signal()
+    logging.getLogger("asgi_bg.background").addHandler(signal)
+    try:
+        with caplog.at_level(logging.WARNING, logger="asgi_bg.background"):
+            with anyio.fail_after(TIMEOUT):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(server.lifespan)
+                    await server.started.wait()
+                    group.start_soon(server.request)
+                    await started.wait()
+                    server.shutdown_requested.set()
+                    await signal.reached.wait()
+                    release.set()
+    finally:
+        logging.getLogger("asgi_bg.background").removeHandler(signal)
+
+    assert not any(entry.endswith("went on") or entry.endswith("ran") for entry in log), log
+    assert ("shielded part finished" in log) == (shape == "shielded")
+    assert ("swallowed" in log) == (shape == "swallows")
+    assert log[-3:] == [
+        "server: / returned",
+        "lifespan: exit",
+        "server got lifespan.shutdown.complete",
+    ]
+    stats = app.tasks.stats()
+    assert stats["cancelled"] == (1 if shape == "swallows" else 2)
+    assert (stats["running"], stats["pending"]) == (0, 0)
+    messages = [r.getMessage() for r in caplog.records if r.name == "asgi_bg.background"]
+    assert any(f"Cancelled background task {task_name(never_started)}" in m for m in messages)
 
 
 @pytest.mark.anyio
