@@ -97,6 +97,14 @@ class MultiValues(Mapping[str, V]):
     def __len__(self) -> int:
         return len(self._items)
 
+    # Mapping.get's overloads allow any default type; this one keeps to ``V | None``.
+    def get(self, key: str, default: V | None = None) -> V | None:  # type: ignore[override]
+        """The last value of ``key``, or ``default``."""
+        # PERF: Mapping.get goes through __getitem__ and a try block, in Python; the
+        # injector asks this once per query parameter.
+        values = self._items.get(key)
+        return default if values is None else values[-1]
+
     def getlist(self, key: str) -> list[V]:
         """Every value of ``key``, in the order received."""
         return list(self._items.get(key, ()))
