@@ -215,8 +215,8 @@ def test_only_http_middleware_is_accepted() -> None:
         App().middleware("websocket")
 
 
-async def test_dispatch_failing_after_call_next_answers_500_and_discards_the_tasks() -> None:
-    log: list[str] = []
+def broken_after_call_next(log: list[str]) -> App:
+    """A dispatch that raises after call_next, around a route that queues a task."""
     app = App()
 
     @app.middleware("http")
@@ -229,23 +229,25 @@ async def test_dispatch_failing_after_call_next_answers_500_and_discards_the_tas
         tasks.add_task(log.append, "task")
         return "x"
 
+    return app
+
+
+async def test_dispatch_failing_after_call_next_answers_500_and_discards_the_tasks() -> None:
+    log: list[str] = []
+    app = broken_after_call_next(log)
+
     response = await AsyncTestClient(app, raise_server_exceptions=False).get("/")
+    async with AsyncTestClient(app) as client:
+        with pytest.raises(RuntimeError, match="middleware bug"):  # reaches the test as itself
+            await client.get("/")
+
     assert response.status_code == 500
     assert log == []
+    assert app.tasks.stats()["discarded"] == 2
 
 
 async def test_dispatch_failing_after_call_next_sends_the_500_itself() -> None:
-    app = App()
-
-    @app.middleware("http")
-    async def broken(request: Request, call_next: CallNext) -> Response:
-        await call_next(request)
-        raise RuntimeError("middleware bug")
-
-    @app.get("/")
-    async def endpoint() -> str:
-        return "x"
-
+    app = broken_after_call_next([])
     starts: list[int] = []
 
     async def receive() -> Message:
@@ -258,30 +260,3 @@ async def test_dispatch_failing_after_call_next_sends_the_500_itself() -> None:
     scope = {"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b""}
     await app(scope, receive, send)
     assert starts == [500]
-
-
-async def test_dispatch_failing_after_call_next_reaches_the_test_as_itself(
-    anyio_backend: str,
-) -> None:
-    ran: list[str] = []
-    app = App()
-
-    @app.middleware("http")
-    async def broken(request: Request, call_next: CallNext) -> Response:
-        await call_next(request)
-        raise RuntimeError("middleware bug")
-
-    @app.get("/")
-    async def endpoint(tasks: BackgroundTasks) -> str:
-        tasks.add_task(ran.append, "task")
-        return "x"
-
-    async with AsyncTestClient(app, raise_server_exceptions=False) as client:
-        response = await client.get("/")
-    async with AsyncTestClient(app) as client:
-        with pytest.raises(RuntimeError, match="middleware bug"):
-            await client.get("/")
-
-    assert response.status_code == 500
-    assert ran == []  # the request failed: its tasks are discarded, not run
-    assert app.tasks.stats()["discarded"] == 2
