@@ -72,8 +72,12 @@ _MOVES: dict[str, dict[Phase, Phase]] = {
     "response_started": {
         **dict.fromkeys(_ANSWERING, Phase.STARTED),
         Phase.STARTED: Phase.STARTED,
+        Phase.SENT: Phase.SENT,  # a send wrapper seeing a whole response already reported
     },
     "body_sent": {Phase.STARTED: Phase.SENT, Phase.SENT: Phase.SENT},
+    # One start and one final body, reported at once (the body is known in full).
+    # From SENT too: a response piped through ``@app.middleware("http")`` reported first.
+    "whole_response": dict.fromkeys((*_ANSWERING, Phase.SENT), Phase.SENT),
     "failed": {
         **dict.fromkeys(_ANSWERING, Phase.FAILED),
         **dict.fromkeys((Phase.STARTED, Phase.SENT, Phase.BROKEN), Phase.BROKEN),
@@ -88,6 +92,7 @@ _MOVES: dict[str, dict[Phase, Phase]] = {
 _HANDLED = _MOVES["handled"]
 _RESPONSE_STARTED = _MOVES["response_started"]
 _BODY_SENT = _MOVES["body_sent"]
+_WHOLE_RESPONSE = _MOVES["whole_response"]
 
 
 class IllegalTransition(RuntimeError):
@@ -199,6 +204,18 @@ class RequestContext:
             self.phase = _RESPONSE_STARTED[self.phase]
         except KeyError:
             raise self._illegal("response_started") from None
+        if background is not None:
+            self.response_background = [*self.response_background, *self.new_tasks(background)]
+
+    def whole_response(self, background: BackgroundTask | BackgroundTasks | None = None) -> None:
+        """A response whose whole body goes out in its first body message starts now:
+        ``response_started`` and ``body_sent`` in one move (one call less per request).
+        If the client is gone before it went out, the tasks still run, as for any
+        response the handler completed."""
+        try:
+            self.phase = _WHOLE_RESPONSE[self.phase]
+        except KeyError:
+            raise self._illegal("whole_response") from None
         if background is not None:
             self.response_background = [*self.response_background, *self.new_tasks(background)]
 

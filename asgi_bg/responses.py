@@ -161,7 +161,7 @@ class Response:
         # Python call less on every request that returns a response object.
         context: RequestContext | None = scope.get(CONTEXT_KEY)
         if context is not None:
-            context.response_started(self.background)
+            context.whole_response(self.background)  # the body goes out in one message
         try:
             await send(
                 {
@@ -173,9 +173,6 @@ class Response:
             await send({"type": "http.response.body", "body": self.body})
         except OSError:
             pass  # ASGI 2.4: the client is gone; the handler succeeded, so tasks still run
-        else:
-            if context is not None:
-                context.body_sent()
         if context is None:
             await _run_detached_background(self.background)
 
