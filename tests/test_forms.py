@@ -20,7 +20,6 @@ from asgi_bg import (
     Request,
     UploadFile,
     WebSocket,
-    forms,
 )
 from asgi_bg._types import Message
 from asgi_bg.testing import TestClient
@@ -123,20 +122,6 @@ def test_form_data_is_a_multi_valued_mapping() -> None:
 
 
 # --- limits and malformed bodies --------------------------------------------------------
-
-
-@pytest.fixture
-def spooled(monkeypatch: pytest.MonkeyPatch) -> list[IO[bytes]]:
-    """Every file the parser creates, kept here so none is closed by being collected."""
-    created: list[IO[bytes]] = []
-    real = forms.spooled_file
-
-    def recording() -> IO[bytes]:
-        created.append(real())
-        return created[-1]
-
-    monkeypatch.setattr(forms, "spooled_file", recording)
-    return created
 
 
 @pytest.mark.parametrize(

@@ -10,26 +10,12 @@ import httpx
 import pytest
 from server_support import running
 
-from asgi_bg import App, BackgroundTasks, UploadFile, forms
+from asgi_bg import App, BackgroundTasks, UploadFile
 
 pytestmark = pytest.mark.anyio
 
 LIMIT = 10.0  # only turns a hang into a failure
 MiB = 1024 * 1024
-
-
-@pytest.fixture
-def spooled(monkeypatch: pytest.MonkeyPatch) -> list[IO[bytes]]:
-    """Every file the form parser creates, kept so none is closed by being collected."""
-    created: list[IO[bytes]] = []
-    real = forms.spooled_file
-
-    def recording() -> IO[bytes]:
-        created.append(real())
-        return created[-1]
-
-    monkeypatch.setattr(forms, "spooled_file", recording)
-    return created
 
 
 def multipart(data: bytes) -> tuple[bytes, bytes, dict[str, str]]:
