@@ -205,7 +205,7 @@ class RequestContext:
         except KeyError:
             raise self._illegal("response_started") from None
         if background is not None:
-            self.response_background = [*self.response_background, *self.new_tasks(background)]
+            self._add_background(background)
 
     def whole_response(self, background: BackgroundTask | BackgroundTasks | None = None) -> None:
         """A response whose whole body goes out in its first body message starts now:
@@ -217,7 +217,10 @@ class RequestContext:
         except KeyError:
             raise self._illegal("whole_response") from None
         if background is not None:
-            self.response_background = [*self.response_background, *self.new_tasks(background)]
+            self._add_background(background)
+
+    def _add_background(self, background: BackgroundTask | BackgroundTasks) -> None:
+        self.response_background = [*self.response_background, *self.new_tasks(background)]
 
     def body_sent(self) -> None:
         """The final body went out."""
