@@ -131,17 +131,25 @@ class QueryParams(MultiValues[str]):
 def _parse_query(query: str) -> dict[str, list[str]]:
     items: dict[str, list[str]] = {}
     if "%" in query or "+" in query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-    else:
-        # PERF: without escapes a split is enough; parse_qsl was ~40% of a 8 µs
-        # request with one query parameter (cProfile, in-process loop).
-        pairs = [(k, v) for k, _, v in (p.partition("=") for p in query.split("&") if p)]
-    for key, value in pairs:
-        if key in items:
-            items[key].append(value)
-        else:
-            items[key] = [value]
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            _add(items, key, value)
+        return items
+    # PERF: without escapes a split is enough (parse_qsl was ~40% of a 8 µs request
+    # with one query parameter), in a plain loop: the generator and the comprehension
+    # it replaces cost ~3,600 instructions of a 79,000-instruction /items (callgrind).
+    for pair in query.split("&"):
+        if pair:
+            key, _, value = pair.partition("=")
+            _add(items, key, value)
     return items
+
+
+def _add(items: dict[str, list[str]], key: str, value: str) -> None:
+    values = items.get(key)
+    if values is None:
+        items[key] = [value]
+    else:
+        values.append(value)
 
 
 class URL:

@@ -116,7 +116,13 @@ class Request(HTTPConnection):
     __slots__ = ("_body", "_form", "_json", "_pending", "_receive", "_stream_consumed")
 
     def __init__(self, scope: Scope, receive: Receive | None = None) -> None:
-        super().__init__(scope)
+        # PERF: the base's fields set here, not through super().__init__ (one call less
+        # on every request that reads its parameters).
+        self.scope = scope
+        self._headers = None
+        self._query = None
+        self._cookies = None
+        self._url = None
         self._receive = receive if receive is not None else _no_body
         self._body: bytes | None = None
         self._json: Any = _MISSING
