@@ -296,14 +296,18 @@ def _json_default_more(obj: Any) -> Any:
     raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
 
-_json_encoder = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=json_default
+# PERF: the C encoder is made once; ``JSONEncoder.encode`` makes a new one, and a
+# closure, on every call (~4,000 instructions of a 70,000-instruction /items, callgrind).
+# No circular-reference markers: a shared markers dict would keep stale ids after an
+# error; a cycle ends in RecursionError instead of ValueError, a 500 either way.
+_c_encode = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
+    None, json_default, json.encoder.encode_basestring, None, ":", ",", False, False, False
 )
 
 
 def encode_json(content: Any) -> bytes:
     """Compact UTF-8 JSON, as ``JSONResponse`` sends it."""
-    return _json_encoder.encode(content).encode("utf-8")
+    return "".join(_c_encode(content, 0)).encode("utf-8")
 
 
 class JSONResponse(Response):
