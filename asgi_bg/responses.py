@@ -359,22 +359,21 @@ def local_redirect(path: str, query_string: bytes = b"") -> RedirectResponse:
 class StreamingResponse(Response):
     """Send the body as it is produced by an async or sync iterable.
 
-    Sync iterables are read in a worker thread, so a blocking generator never stalls the
-    loop. If the client disconnects, the iteration stops; background tasks still run.
+    ``content`` (required) is an ``AsyncIterable`` or ``Iterable`` of ``str`` or
+    ``bytes``; the other arguments are ``Response``'s. Sync iterables are read in a
+    worker thread, so a blocking generator never stalls the loop. If the client
+    disconnects, the iteration stops; background tasks still run.
     """
 
-    def __init__(
-        self,
-        content: AsyncIterable[str | bytes] | Iterable[str | bytes],
-        status_code: int = 200,
-        headers: Mapping[str, str] | None = None,
-        media_type: str | None = None,
-        background: Background = None,
-    ) -> None:
-        self.body_iterator = content
-        super().__init__(None, status_code, headers, media_type, background)
-
+    body_iterator: AsyncIterable[str | bytes] | Iterable[str | bytes]
     body_has_length = False
+
+    def render(self, content: Any) -> bytes:
+        """Keep ``content`` to iterate when the response is sent; no body up front."""
+        if content is None:
+            raise TypeError("StreamingResponse needs content: an iterable of str or bytes")
+        self.body_iterator = content
+        return b""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         send, handed_over = _report_start(self, scope, send)

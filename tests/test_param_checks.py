@@ -160,6 +160,20 @@ def test_a_check_that_cannot_apply_is_refused_at_registration() -> None:
         async def path(p: Annotated[int, Path()]) -> None: ...
 
 
+async def test_a_fastapi_keyword_without_a_check_here_is_passed_over() -> None:
+    # FastAPI's deprecated ``regex=`` and ``example=``: the app still imports and serves;
+    # only the keywords of ``Constraints`` are checked (mypy flags the others).
+    app = App()
+
+    @app.get("/")
+    async def endpoint(q: str = Query(regex="^a", example="abc", max_length=3)) -> str:  # type: ignore[call-arg]
+        return q
+
+    async with AsyncTestClient(app) as client:
+        assert (await client.get("/?q=xyz")).json() == "xyz"
+        assert detail(await client.get("/?q=long"))[0]["type"] == "string_too_long"
+
+
 # --- types -----------------------------------------------------------------------------------
 
 
