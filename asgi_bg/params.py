@@ -138,9 +138,13 @@ _OPTIONS = frozenset(Constraints.__annotations__)
 
 
 def _marker(source: Source, default: Any, options: Constraints, **extras: Any) -> ParamInfo:
-    # A keyword outside ``Constraints`` (FastAPI's ``regex``, ``example``, ...) is passed
-    # over, not refused, so a FastAPI app that spells one still imports (mypy flags it).
-    known: dict[str, Any] = {k: v for k, v in options.items() if k in _OPTIONS}
+    # A keyword outside ``Constraints`` (FastAPI's ``example``, ...) is passed over, not
+    # refused, so a FastAPI app that spells one still imports (mypy flags it). FastAPI's
+    # deprecated ``regex=`` is a check, so it is kept, as ``pattern``.
+    given: dict[str, Any] = dict(options)
+    if "regex" in given and given.get("pattern") is None:
+        given["pattern"] = given["regex"]
+    known = {k: v for k, v in given.items() if k in _OPTIONS}
     return ParamInfo(source, default, **extras, **known)
 
 

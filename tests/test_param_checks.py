@@ -160,9 +160,9 @@ def test_a_check_that_cannot_apply_is_refused_at_registration() -> None:
         async def path(p: Annotated[int, Path()]) -> None: ...
 
 
-async def test_a_fastapi_keyword_without_a_check_here_is_passed_over() -> None:
-    # FastAPI's deprecated ``regex=`` and ``example=``: the app still imports and serves;
-    # only the keywords of ``Constraints`` are checked (mypy flags the others).
+async def test_fastapi_keywords_import_and_regex_is_checked_as_pattern() -> None:
+    # FastAPI's deprecated ``regex=`` is still a check there, so here it is ``pattern``;
+    # ``example=`` checks nothing and is passed over (mypy flags both).
     app = App()
 
     @app.get("/")
@@ -170,8 +170,9 @@ async def test_a_fastapi_keyword_without_a_check_here_is_passed_over() -> None:
         return q
 
     async with AsyncTestClient(app) as client:
-        assert (await client.get("/?q=xyz")).json() == "xyz"
-        assert detail(await client.get("/?q=long"))[0]["type"] == "string_too_long"
+        assert (await client.get("/?q=abc")).json() == "abc"
+        assert detail(await client.get("/?q=xyz"))[0]["type"] == "string_pattern_mismatch"
+        assert detail(await client.get("/?q=along"))[0]["type"] == "string_too_long"
 
 
 # --- types -----------------------------------------------------------------------------------
