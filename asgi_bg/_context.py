@@ -300,7 +300,9 @@ class RequestContext:
             self.phase = _TASKS_TO_RUN[self.phase]
         except KeyError:
             raise self._illegal("tasks_to_run") from None
-        return self._unsubmitted()
+        if self.registered or self.response_background or self.tasks is None:
+            return self._unsubmitted()
+        return self.tasks.tasks  # PERF: the common case, without a copy (the runner copies)
 
     def done(self) -> None:
         """The call is over, with nothing to tear down (PERF: no coroutine for it)."""
@@ -365,5 +367,11 @@ class _RequestTasks(BackgroundTasks):
     def add_task(self, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> None:
         """Queue ``func(*args, **kwargs)`` to run after the response."""
         task = BackgroundTask(func, *args, **kwargs)
-        self._context.queued(task)
+        # PERF: ``context.queued(task)`` inlined: one call less per task.
+        context = self._context
+        if context.admit is not None:
+            context.admit(task)
+        if task.call is not None:
+            context.registered = True
+        context.after = True
         self.tasks.append(task)

@@ -141,7 +141,7 @@ class _Batch:
         self.failed = 0
         self.host = host = Host()
         self.scope: Any = host.open_scope() if host.trio else None
-        self.outer = None if host.trio else host.innermost()  # the scope tasks start in
+        self.outer = host.outer  # the scope tasks start in
         self.cancelled = False  # by shutdown
         self.native = False  # cancelled with Task.cancel(): to be taken back with uncancel()
         # Read by the worker thread between tasks: once True it starts no further task.
@@ -328,17 +328,14 @@ class TaskRunner:
             if batch.scope is not None or batch.native:
                 batch.close(None)
         finally:
-            self._end(batch)
-
-    def _end(self, batch: _Batch) -> None:
-        totals = self._totals
-        totals["succeeded"] += batch.succeeded
-        totals["failed"] += batch.failed
-        self.backlog -= len(batch.tasks)
-        self._batches.discard(batch)
-        if not self._batches and self._idle is not None:
-            self._idle.set()
-            self._idle = None
+            totals = self._totals
+            totals["succeeded"] += batch.succeeded
+            totals["failed"] += batch.failed
+            self.backlog -= len(batch.tasks)
+            self._batches.discard(batch)
+            if not self._batches and self._idle is not None:
+                self._idle.set()
+                self._idle = None
 
     def _cancel_rest(self, batch: _Batch) -> None:
         batch.stopped = True
