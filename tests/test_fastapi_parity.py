@@ -288,3 +288,24 @@ def test_websocket_routes_answer_the_same(backend: Literal["asyncio", "trio"]) -
             ws.send_text("hi")
             seen.append(ws.receive_json())
     assert seen[0] == seen[1] == {"room": "blue", "who": "ann", "text": "hi"}
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_group_and_route_dependencies_run_for_websocket_routes(
+    backend: Literal["asyncio", "trio"],
+) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient as FastAPIClient  # noqa: PLC0415
+    seen = []
+    for module, client in (
+        (parity_app, TestClient(parity_app.app, backend=backend)),
+        (TWIN, FastAPIClient(TWIN.app, backend=backend)),
+    ):
+        module.calls.clear()
+        with client.websocket_connect("/v1/items/ws") as ws:
+            assert ws.receive_text() == "ok"
+        seen.append(list(module.calls))
+    path = "/v1/items/ws"
+    expected = [f"app {path}", f"include {path}", f"router {path}", f"route {path}"]
+    assert seen[0] == seen[1] == expected
