@@ -33,6 +33,7 @@ from ._extractors import (
 from ._form_params import file_extractor, is_upload_annotation
 from ._kinds import kind_of
 from ._models import pydantic_available
+from ._param_models import is_param_model, model_extractor
 from ._plan import Dependency, ParamField, Plan, body_embedded, request_fields
 from .exceptions import ConfigurationError
 from .forms import require_multipart
@@ -191,17 +192,47 @@ def _compile_param(
         annotation = str if not isinstance(marker, BodyInfo) else Any
     if default is _REQUIRED and marker is None and unwrap_optional(annotation)[1]:
         default = None  # FastAPI treats a bare ``X | None`` as optional too
-    source, key, extractor = _param_extractor(
-        param.name, annotation, marker, default, path_params, where
-    )
+    if isinstance(marker, _MODEL_MARKERS) and is_param_model(unwrap_optional(annotation)[0]):
+        _add_param_model(plan, param.name, annotation, marker, default, where)
+    else:
+        _add_param(plan, param.name, annotation, marker, default, path_params, where)
+
+
+def _add_param(
+    plan: Plan,
+    name: str,
+    annotation: Any,
+    marker: ParamInfo | None,
+    default: Any,
+    path_params: dict[str, type],
+    where: str,
+) -> None:
+    source, key, extractor = _param_extractor(name, annotation, marker, default, path_params, where)
     if isinstance(extractor, BodyField):
         plan.body_fields.append(extractor)
         extract: Extractor = extractor.extract
     else:
         extract = extractor
-    plan.extractors.append((param.name, _location(plan, source, key), extract))
+    plan.extractors.append((name, _location(plan, source, key), extract))
     plan.fields.append(
-        ParamField(param.name, source, key, annotation, default is _REQUIRED, default, marker)
+        ParamField(name, source, key, annotation, default is _REQUIRED, default, marker)
+    )
+
+
+_MODEL_MARKERS = (QueryInfo, HeaderInfo, CookieInfo)
+
+
+def _add_param_model(
+    plan: Plan, name: str, annotation: Any, marker: ParamInfo, default: Any, where: str
+) -> None:
+    """``Annotated[Model, Query()]``: one extractor for the model, each of its fields
+    listed as a parameter of its own (what OpenAPI documents, as FastAPI does)."""
+    inner, _ = unwrap_optional(annotation)
+    extract, fields = model_extractor(inner, marker, default, where)
+    plan.extractors.append((name, (marker.source,), extract))
+    plan.fields.extend(
+        ParamField(f.name, marker.source, f.key, f.annotation, f.required, f.default, f.info)
+        for f in fields
     )
 
 

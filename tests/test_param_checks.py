@@ -344,7 +344,12 @@ def test_registration_errors_say_what_would_work() -> None:
     with pytest.raises(ConfigurationError, match=r"read from the JSON body: declare it Body\(\)"):
 
         @app.get("/q")
-        async def structured(p: Annotated[Point, Query()]) -> None: ...
+        async def structured(p: Annotated[dict[str, int], Query()]) -> None: ...
+
+    with pytest.raises(ConfigurationError, match=r"field by field .* \(Query\(\), Header"):
+
+        @app.get("/p/{p}")
+        async def in_path(p: Point) -> None: ...
 
 
 async def test_every_failing_field_and_item_of_a_body_is_listed() -> None:
