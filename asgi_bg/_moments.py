@@ -17,6 +17,7 @@ pydantic itself on a table of inputs). What they accept:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import re
@@ -44,6 +45,12 @@ _DATE_WORDS = "Input should be a valid date or datetime"
 _MS_ABOVE = 20_000_000_000  # a larger timestamp counts milliseconds
 _FIRST_SECOND = -62_167_219_200  # 0000-01-01T00:00:00
 _LAST_SECOND = 253_402_300_799  # 9999-12-31T23:59:59
+# PERF: the common well-formed spellings go to the standard library's parser (~0.5 µs
+# instead of ~3 µs); anything else, or out of range, to the readers below.
+_CLOCK = r"[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?(?:Z|[+-][0-9]{2}:[0-5][0-9])?"
+_PLAIN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_PLAIN_DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]" + _CLOCK)
+_PLAIN_TIME = re.compile(_CLOCK)
 _U32 = 2**32 - 1
 _I64 = 2**63 - 1
 _DIGITS = b"0123456789"
@@ -310,6 +317,9 @@ def to_datetime(value: Any) -> dt.datetime:
             raise _invalid("datetime_parsing", words, value, exc.reason) from None
     if not isinstance(value, str):
         raise Invalid("datetime_type", words, value)
+    if _PLAIN_DATETIME.fullmatch(value):
+        with contextlib.suppress(ValueError):  # out of range: the reader says why
+            return dt.datetime.fromisoformat(value)
     try:
         return _datetime_or_date(value.encode())
     except _YearZero as exc:
@@ -349,6 +359,9 @@ def to_date(value: Any) -> dt.date:
             return _day_of(_from_number(value), value)
         if not isinstance(value, str):
             raise Invalid("date_type", "Input should be a valid date", value)
+        if _PLAIN_DATE.fullmatch(value):
+            with contextlib.suppress(ValueError):
+                return dt.date.fromisoformat(value)
         b = value.encode()
         try:
             return _exact_date(b)
@@ -383,6 +396,9 @@ def to_time(value: Any) -> dt.time:
             return _time_of_day(value)
         if not isinstance(value, str):
             raise Invalid("time_type", "Input should be a valid time", value)
+        if _PLAIN_TIME.fullmatch(value):
+            with contextlib.suppress(ValueError):
+                return dt.time.fromisoformat(value)
         return _time_text(value.encode(), 0)
     except _Bad as exc:
         raise _invalid(
