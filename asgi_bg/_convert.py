@@ -131,14 +131,21 @@ def _identity(value: Any) -> Any:
     return value
 
 
+def _expected(choices: list[Any]) -> str:
+    """pydantic's list of the allowed values: ``'a', 'b' or 'c'``."""
+    shown = [repr(choice) for choice in choices]
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
+
+
 def _enum_converter(enum_type: type[enum.Enum]) -> Converter:
     by_value = {str(m.value): m for m in enum_type}
-    expected = " or ".join(repr(v) for v in by_value)
+    expected = _expected([m.value for m in enum_type])
 
     def convert(value: Any) -> enum.Enum:
         member = by_value.get(str(value))
         if member is None:
-            raise Invalid("enum", f"Input should be {expected}", value)
+            msg = f"Input should be {expected}"
+            raise Invalid("enum", msg, value, ctx={"expected": expected})
         return member
 
     return convert
@@ -146,11 +153,12 @@ def _enum_converter(enum_type: type[enum.Enum]) -> Converter:
 
 def _literal_converter(choices: tuple[Any, ...]) -> Converter:
     by_text = {str(c): c for c in choices}
-    expected = " or ".join(repr(c) for c in choices)
+    expected = _expected(list(choices))
 
     def convert(value: Any) -> Any:
         if str(value) not in by_text:
-            raise Invalid("literal_error", f"Input should be {expected}", value)
+            msg = f"Input should be {expected}"
+            raise Invalid("literal_error", msg, value, ctx={"expected": expected})
         return by_text[str(value)]
 
     return convert
