@@ -198,24 +198,20 @@ class RequestContext:
         except KeyError:
             raise self._illegal("handled") from None
 
-    def response_started(self, background: BackgroundTask | BackgroundTasks | None = None) -> None:
-        """``http.response.start`` went out; ``background`` runs after the injected tasks."""
-        try:
-            self.phase = _RESPONSE_STARTED[self.phase]
-        except KeyError:
-            raise self._illegal("response_started") from None
-        if background is not None:
-            self._add_background(background)
+    def response_started(
+        self, background: BackgroundTask | BackgroundTasks | None = None, *, whole: bool = False
+    ) -> None:
+        """``http.response.start`` went out; ``background`` runs after the injected tasks.
 
-    def whole_response(self, background: BackgroundTask | BackgroundTasks | None = None) -> None:
-        """A response whose whole body goes out in its first body message starts now:
-        ``response_started`` and ``body_sent`` in one move (one call less per request).
-        If the client is gone before it went out, the tasks still run, as for any
-        response the handler completed."""
+        ``whole=True``: the whole body goes out in the first body message, so the final
+        body is reported in the same move (one call less per request). If the client is
+        gone before it went out, the tasks still run, as for any response the handler
+        completed.
+        """
         try:
-            self.phase = _WHOLE_RESPONSE[self.phase]
+            self.phase = (_WHOLE_RESPONSE if whole else _RESPONSE_STARTED)[self.phase]
         except KeyError:
-            raise self._illegal("whole_response") from None
+            raise self._illegal("whole_response" if whole else "response_started") from None
         if background is not None:
             self._add_background(background)
 

@@ -161,7 +161,8 @@ class Response:
         # Python call less on every request that returns a response object.
         context: RequestContext | None = scope.get(CONTEXT_KEY)
         if context is not None:
-            context.whole_response(self.background)  # the body goes out in one message
+            # The body goes out in one message: start and end are reported at once.
+            context.response_started(self.background, whole=True)
         try:
             await send(
                 {
