@@ -216,8 +216,7 @@ class App:
         except BaseException:
             await context.abandon(scope.get(ERRORS_KEY), RequestLabel(scope))
             raise
-        # PERF: read in place (a property cost ~1,000 instructions of a /hello).
-        if context.tasks or context.response_background or context.teardowns or context.closers:
+        if context.after:
             await self._after_response(scope, context)
 
     async def _other_scope(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -249,7 +248,7 @@ class App:
             await context.abandon(scope.get(ERRORS_KEY), label)
             raise
         await guard.close(1000)  # before the tasks: they run once the connection closed
-        if context.tasks or context.response_background or context.teardowns or context.closers:
+        if context.after:
             await self._after_response(scope, context)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -332,7 +331,10 @@ class App:
             tasks = context.tasks_to_run()
             if tasks:
                 await self.tasks.run(tasks, label, errors)
-            await context.teardown(errors, label)
+            if context.teardowns or context.closers:
+                await context.teardown(errors, label)
+            else:
+                context.done()
         except BaseException:
             # Cancelled while the tasks ran (the runner named them): the resources
             # of generator dependencies must still be released.
@@ -346,7 +348,7 @@ def _backlog_bound(app: App, limit: int) -> Callable[[BackgroundTask], None]:
     def admit(task: BackgroundTask) -> None:
         if task.call is not None and app.task_backend is not None:
             return  # goes to the backend, not to the in-process backlog
-        if app.tasks.backlog() >= limit:
+        if app.tasks.backlog >= limit:
             app.tasks.refused()
             raise HTTPException(
                 503, "Too many background tasks pending; retry later", {"Retry-After": "1"}

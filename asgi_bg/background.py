@@ -141,7 +141,7 @@ class _Batch:
         self.failed = 0
         self.host = host = Host()
         self.scope: Any = host.open_scope() if host.trio else None
-        self.outer = None if host.trio else host.innermost()  # the scope tasks start in
+        self.outer = host.outer  # the scope tasks start in
         self.cancelled = False  # by shutdown
         self.native = False  # cancelled with Task.cancel(): to be taken back with uncancel()
         # Read by the worker thread between tasks: once True it starts no further task.
@@ -244,17 +244,14 @@ class TaskRunner:
         self._totals = dict.fromkeys(_TERMINAL, 0)
         self.backend_stats: Callable[[], dict[str, int]] | None = None
         self._batches: set[_Batch] = set()
-        # PERF: the backlog bound asks for this on every add_task; summing the live
-        # batches would cost O(requests). Tasks count until their request's batch ends.
-        self._in_batches = 0
+        # In-process tasks of requests whose tasks have not all finished yet, read by the
+        # backlog bound on every add_task (PERF: an attribute, not a sum over the live
+        # batches nor a method). Tasks count until their request's batch ends.
+        self.backlog = 0
         self._idle: anyio.Event | None = None
         self._limiter: tuple[object, anyio.CapacityLimiter, anyio.CapacityLimiter] | None = None
         # Entered by the app's lifespan; without it, one to_thread trip per run of def tasks.
         self.workers = WorkerPool(threads)
-
-    def backlog(self) -> int:
-        """In-process tasks of requests whose tasks have not all finished yet."""
-        return self._in_batches
 
     def refused(self) -> None:
         """Count a task refused by ``max_pending_tasks``."""
@@ -310,43 +307,35 @@ class TaskRunner:
         """
         batch = _Batch(list(tasks), label, errors)
         self._totals["scheduled"] += len(batch.tasks)
-        self._in_batches += len(batch.tasks)
+        self.backlog += len(batch.tasks)
         self._batches.add(batch)
+        # PERF: the loop is here, not in a coroutine of its own (one a request).
         try:
-            await self._run_batch(batch)
+            # A task may swallow a shutdown's cancellation: no further task starts then.
+            while batch.done < len(batch.tasks) and not batch.cancelled:
+                if batch.tasks[batch.done].is_async:
+                    await self._run_async(batch)
+                else:
+                    await self._run_sync_run(batch)
+            if batch.cancelled:
+                self._cancel_rest(batch)
         except BaseException as exc:
+            if isinstance(exc, anyio.get_cancelled_exc_class()):
+                self._cancel_rest(batch)
             if not batch.close(exc):
                 raise
         else:
             if batch.scope is not None or batch.native:
                 batch.close(None)
         finally:
-            self._end(batch)
-
-    def _end(self, batch: _Batch) -> None:
-        totals = self._totals
-        totals["succeeded"] += batch.succeeded
-        totals["failed"] += batch.failed
-        self._in_batches -= len(batch.tasks)
-        self._batches.discard(batch)
-        if not self._batches and self._idle is not None:
-            self._idle.set()
-            self._idle = None
-
-    async def _run_batch(self, batch: _Batch) -> None:
-        tasks = batch.tasks
-        try:
-            # A task may swallow a shutdown's cancellation: no further task starts then.
-            while batch.done < len(tasks) and not batch.cancelled:
-                if tasks[batch.done].is_async:
-                    await self._run_async(batch)
-                else:
-                    await self._run_sync_run(batch)
-        except anyio.get_cancelled_exc_class():
-            self._cancel_rest(batch)
-            raise
-        if batch.cancelled:
-            self._cancel_rest(batch)
+            totals = self._totals
+            totals["succeeded"] += batch.succeeded
+            totals["failed"] += batch.failed
+            self.backlog -= len(batch.tasks)
+            self._batches.discard(batch)
+            if not self._batches and self._idle is not None:
+                self._idle.set()
+                self._idle = None
 
     def _cancel_rest(self, batch: _Batch) -> None:
         batch.stopped = True

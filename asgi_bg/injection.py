@@ -40,44 +40,30 @@ from .forms import require_multipart
 from .params import REQUIRED as _REQUIRED
 from .params import (
     Body,
-    BodyInfo,
     Cookie,
-    CookieInfo,
     Depends,
     DependsInfo,
     File,
-    FileInfo,
     Form,
-    FormInfo,
     Header,
-    HeaderInfo,
     ParamInfo,
     Path,
-    PathInfo,
     Query,
-    QueryInfo,
 )
 
 __all__ = [
     "Body",
-    "BodyInfo",
     "Cookie",
-    "CookieInfo",
     "Depends",
     "DependsInfo",
     "File",
-    "FileInfo",
     "Form",
-    "FormInfo",
     "Header",
-    "HeaderInfo",
     "ParamField",
     "ParamInfo",
     "Path",
-    "PathInfo",
     "Plan",
     "Query",
-    "QueryInfo",
     "Solver",
     "body_embedded",
     "call_plan",
@@ -189,7 +175,7 @@ def _compile_param(
             return
     default = _default_of(param, marker, where)
     if annotation is _REQUIRED:
-        annotation = str if not isinstance(marker, BodyInfo) else Any
+        annotation = Any if marker is not None and marker.source == "body" else str
     if default is _REQUIRED and marker is None and unwrap_optional(annotation)[1]:
         default = None  # FastAPI treats a bare ``X | None`` as optional too
     if isinstance(marker, _MODEL_MARKERS) and is_param_model(unwrap_optional(annotation)[0]):
@@ -291,19 +277,20 @@ def _param_extractor(
     where: str,
 ) -> tuple[str, str, Extractor | BodyField]:
     inner, _ = unwrap_optional(annotation)
-    if isinstance(marker, FormInfo | FileInfo) or (marker is None and is_upload_annotation(inner)):
+    given = marker.source if marker is not None else None
+    if given in ("form", "file") or (marker is None and is_upload_annotation(inner)):
         return _form_extractor(name, inner, marker, default, where)
-    if isinstance(marker, PathInfo) or (marker is None and name in path_params):
+    if given == "path" or (marker is None and name in path_params):
         if name not in path_params:
             raise ConfigurationError(f"{where}: Path() but the route's path has no {{{name}}}")
         return "path", name, path_extractor(name, inner, marker, path_params, where)
-    if isinstance(marker, BodyInfo) or (marker is None and is_body_type(annotation)):
+    if given == "body" or (marker is None and is_body_type(annotation)):
         key = (marker.alias if marker else None) or name
         convert = checked(json_converter(annotation, where), marker, inner, where)
         body = BodyField(key, convert, default_maker(default))
-        body.embedded = isinstance(marker, BodyInfo) and marker.embed
+        body.embedded = marker is not None and marker.embed
         return "body", key, body
-    source = marker.source if marker else "query"
+    source = given or "query"
     key = _request_key(name, marker)
     return source, key, string_extractor(source, key, inner, marker, default, where)
 
@@ -313,15 +300,15 @@ def _form_extractor(
 ) -> tuple[str, str, Extractor]:
     require_multipart(where)
     key = _request_key(name, marker)
-    if isinstance(marker, FileInfo) or is_upload_annotation(annotation):
+    if (marker is not None and marker.source == "file") or is_upload_annotation(annotation):
         return "file", key, file_extractor(key, annotation, default_maker(default), where)
     return "form", key, string_extractor("form", key, annotation, marker, default, where)
 
 
 def _request_key(name: str, marker: ParamInfo | None) -> str:
     if marker is not None and marker.alias:
-        return marker.alias if not isinstance(marker, HeaderInfo) else marker.alias.lower()
-    if isinstance(marker, HeaderInfo):
+        return marker.alias.lower() if marker.source == "header" else marker.alias
+    if marker is not None and marker.source == "header":
         return name.replace("_", "-") if marker.convert_underscores else name
     return name
 

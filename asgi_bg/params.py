@@ -7,6 +7,7 @@ functions typed ``-> Any``, as in FastAPI, so that the default-value spelling
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 from typing import Any, Literal, TypedDict, Unpack
@@ -82,154 +83,91 @@ class Constraints(TypedDict, total=False):
 CHECKS = ("gt", "ge", "lt", "le", "multiple_of", "min_length", "max_length", "pattern")
 
 
-class ParamInfo:
-    """Base of the request-part markers; ``default`` ``...`` or omitted means required.
+Source = Literal["query", "path", "header", "cookie", "body", "form", "file"]
 
+
+@dataclasses.dataclass(slots=True, eq=False, repr=False)
+class ParamInfo:
+    """What a request-part marker returns: where the value comes from and its checks.
+
+    ``source`` is the part of the request the marker reads (``"query"`` for ``Query()``,
+    ``"header"`` for ``Header()``, ...); ``default`` ``...`` or omitted means required.
     Besides ``default`` and ``alias``, a marker holds the value checks (``gt``, ``ge``,
     ``lt``, ``le``, ``multiple_of``, ``min_length``, ``max_length``, ``pattern``) and
     what the OpenAPI document says about the parameter (``title``, ``description``,
-    ``examples``, ``deprecated``, ``include_in_schema``).
+    ``examples``, ``deprecated``, ``include_in_schema``). ``convert_underscores`` is read
+    for headers only, ``embed`` and ``media_type`` for bodies only.
     """
 
-    source = ""
-    __slots__ = (
-        "alias",
-        "default",
-        "deprecated",
-        "description",
-        "examples",
-        "ge",
-        "gt",
-        "include_in_schema",
-        "le",
-        "lt",
-        "max_length",
-        "min_length",
-        "multiple_of",
-        "pattern",
-        "title",
-    )
+    # eq=False: a marker is told apart by identity (``marker is param.default``) and
+    # stays hashable, as ``Annotated[...]`` metadata must be.
+    source: Source
+    default: Any = REQUIRED
+    _: dataclasses.KW_ONLY
+    convert_underscores: bool = True
+    embed: bool = False
+    media_type: str = "application/json"
+    alias: str | None = None
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+    multiple_of: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    title: str | None = None
+    description: str | None = None
+    examples: list[Any] | None = None
+    deprecated: bool | None = None
+    include_in_schema: bool = True
 
-    def __init__(self, default: Any = REQUIRED, **options: Unpack[Constraints]) -> None:
-        self.default = REQUIRED if default is ... else default
-        self.alias = options.get("alias")
-        self.gt = options.get("gt")
-        self.ge = options.get("ge")
-        self.lt = options.get("lt")
-        self.le = options.get("le")
-        self.multiple_of = options.get("multiple_of")
-        self.min_length = options.get("min_length")
-        self.max_length = options.get("max_length")
-        self.pattern = options.get("pattern")
-        self.title = options.get("title")
-        self.description = options.get("description")
-        self.examples = options.get("examples")
-        self.deprecated = options.get("deprecated")
-        self.include_in_schema = options.get("include_in_schema", True)
+    def __post_init__(self) -> None:
+        if self.default is ...:
+            self.default = REQUIRED
 
     def checks(self) -> dict[str, Any]:
         """The value checks that are set, by name (``{"ge": 1, "max_length": 10}``)."""
         return {name: getattr(self, name) for name in CHECKS if getattr(self, name) is not None}
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__.removesuffix('Info')}(alias={self.alias!r})"
+        return f"{self.source.capitalize()}(alias={self.alias!r})"
 
 
-class QueryInfo(ParamInfo):
-    """Read the parameter from the query string (the default for scalars)."""
-
-    source = "query"
-    __slots__ = ()
+_OPTIONS = frozenset(Constraints.__annotations__)
 
 
-class PathInfo(ParamInfo):
-    """Read the parameter from the path; the name must appear in the route's path."""
-
-    source = "path"
-    __slots__ = ()
-
-
-class HeaderInfo(ParamInfo):
-    """Read the parameter from a header; ``user_agent`` reads ``user-agent``."""
-
-    source = "header"
-    __slots__ = ("convert_underscores",)
-
-    def __init__(
-        self,
-        default: Any = REQUIRED,
-        *,
-        convert_underscores: bool = True,
-        **options: Unpack[Constraints],
-    ) -> None:
-        super().__init__(default, **options)
-        self.convert_underscores = convert_underscores
-
-
-class CookieInfo(ParamInfo):
-    """Read the parameter from a cookie."""
-
-    source = "cookie"
-    __slots__ = ()
-
-
-class BodyInfo(ParamInfo):
-    """Read the parameter from the JSON body.
-
-    With one body parameter the whole body is its value; with several, or with
-    ``embed=True``, each reads the key of its name from a JSON object.
-    """
-
-    source = "body"
-    __slots__ = ("embed", "media_type")
-
-    def __init__(
-        self,
-        default: Any = REQUIRED,
-        *,
-        embed: bool = False,
-        media_type: str = "application/json",
-        **options: Unpack[Constraints],
-    ) -> None:
-        super().__init__(default, **options)
-        self.embed = embed
-        self.media_type = media_type
-
-
-class FormInfo(ParamInfo):
-    """Read the parameter from a form field (the ``forms`` extra)."""
-
-    source = "form"
-    __slots__ = ()
-
-
-class FileInfo(ParamInfo):
-    """Read the parameter from a form's uploaded file(s) (the ``forms`` extra)."""
-
-    source = "file"
-    __slots__ = ()
+def _marker(source: Source, default: Any, options: Constraints, **extras: Any) -> ParamInfo:
+    # A keyword outside ``Constraints`` (FastAPI's ``example``, ...) is passed over, not
+    # refused, so a FastAPI app that spells one still imports (mypy flags it). FastAPI's
+    # deprecated ``regex=`` is a check, so it is kept, as ``pattern``.
+    given: dict[str, Any] = dict(options)
+    if "regex" in given and given.get("pattern") is None:
+        given["pattern"] = given["regex"]
+    known = {k: v for k, v in given.items() if k in _OPTIONS}
+    return ParamInfo(source, default, **extras, **known)
 
 
 def Query(default: Any = REQUIRED, **options: Unpack[Constraints]) -> Any:
     """Read the parameter from the query string (the default for scalars)."""
-    return QueryInfo(default, **options)
+    return _marker("query", default, options)
 
 
 def Path(default: Any = REQUIRED, **options: Unpack[Constraints]) -> Any:
     """Read the parameter from the path, with checks (``Path(ge=1)``); always required."""
-    return PathInfo(default, **options)
+    return _marker("path", default, options)
 
 
 def Header(
     default: Any = REQUIRED, *, convert_underscores: bool = True, **options: Unpack[Constraints]
 ) -> Any:
     """Read the parameter from a header; ``user_agent`` reads ``user-agent``."""
-    return HeaderInfo(default, convert_underscores=convert_underscores, **options)
+    return _marker("header", default, options, convert_underscores=convert_underscores)
 
 
 def Cookie(default: Any = REQUIRED, **options: Unpack[Constraints]) -> Any:
     """Read the parameter from a cookie."""
-    return CookieInfo(default, **options)
+    return _marker("cookie", default, options)
 
 
 def Body(
@@ -244,14 +182,14 @@ def Body(
     With one body parameter the whole body is its value; with several, or with
     ``embed=True``, each reads the key of its name from a JSON object.
     """
-    return BodyInfo(default, embed=embed, media_type=media_type, **options)
+    return _marker("body", default, options, embed=embed, media_type=media_type)
 
 
 def Form(default: Any = REQUIRED, **options: Unpack[Constraints]) -> Any:
     """Read the parameter from a form field, converted and checked like a query parameter."""
-    return FormInfo(default, **options)
+    return _marker("form", default, options)
 
 
 def File(default: Any = REQUIRED, **options: Unpack[Constraints]) -> Any:
     """Read the parameter from the form's uploads: ``UploadFile``, a list, or ``bytes``."""
-    return FileInfo(default, **options)
+    return _marker("file", default, options)

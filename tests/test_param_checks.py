@@ -163,6 +163,21 @@ def test_a_check_that_cannot_apply_is_refused_at_registration() -> None:
         async def path(p: Annotated[int, Path()]) -> None: ...
 
 
+async def test_fastapi_keywords_import_and_regex_is_checked_as_pattern() -> None:
+    # FastAPI's deprecated ``regex=`` is still a check there, so here it is ``pattern``;
+    # ``example=`` checks nothing and is passed over (mypy flags both).
+    app = App()
+
+    @app.get("/")
+    async def endpoint(q: str = Query(regex="^a", example="abc", max_length=3)) -> str:  # type: ignore[call-arg]
+        return q
+
+    async with AsyncTestClient(app) as client:
+        assert (await client.get("/?q=abc")).json() == "abc"
+        assert detail(await client.get("/?q=xyz"))[0]["type"] == "string_pattern_mismatch"
+        assert detail(await client.get("/?q=along"))[0]["type"] == "string_too_long"
+
+
 # --- types -----------------------------------------------------------------------------------
 
 

@@ -193,6 +193,14 @@ async def test_streaming_a_list_works_too() -> None:
     assert (response.status_code, response.text) == (202, "xy")
 
 
+def test_a_streaming_response_without_content_is_refused_when_built() -> None:
+    # Refused here, not once the response has started and can no longer become a 500.
+    with pytest.raises(TypeError, match="needs content"):
+        StreamingResponse()
+    with pytest.raises(TypeError, match="needs content"):
+        StreamingResponse(None, media_type="text/csv")
+
+
 DATA = b'{"k": "' + b"v" * 200_000 + b'"}'  # several chunks long
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import anyio
 import anyio.to_thread
 
 from .._concurrency import is_async_callable
@@ -165,3 +166,32 @@ async def run_registered(
         await anyio.to_thread.run_sync(
             functools.partial(func, *call.args, **call.kwargs), limiter=limiter
         )
+
+
+def refuse_below_one(**counts: int) -> None:
+    """Raise ``ValueError`` naming every thread or concurrency count below 1."""
+    low = [name for name, count in counts.items() if count < 1]
+    if low:
+        raise ValueError(f"{', '.join(low)} must be >= 1")
+
+
+async def submit_in_thread(
+    counts: dict[str, int],
+    calls: Sequence[TaskCall],
+    write: Callable[[list[str]], object],
+    limiter: anyio.CapacityLimiter,
+) -> None:
+    """Hand ``calls``, as JSON documents, to the blocking ``write`` in a worker thread;
+    count them in ``counts`` as ``submitted``, or ``submit_failed`` if it raised.
+
+    Abandoned on cancel: a request past its deadline gets its 503 at once while the
+    thread ends at its own timeout. A write that lands after all the same makes the
+    calls run anyway: at-least-once, as a retry would.
+    """
+    documents = [call.to_json() for call in calls]
+    try:
+        await anyio.to_thread.run_sync(write, documents, limiter=limiter, abandon_on_cancel=True)
+    except BaseException:
+        counts["submit_failed"] += len(calls)
+        raise
+    counts["submitted"] += len(calls)

@@ -38,7 +38,7 @@ import anyio
 import anyio.to_thread
 from celery import Celery
 
-from .base import TaskCall, run_registered
+from .base import TaskCall, refuse_below_one, run_registered, submit_in_thread
 
 __all__ = ["CeleryBackend", "worker_app"]
 
@@ -102,8 +102,7 @@ class CeleryBackend:
         worker_backend: str = "asyncio",
         configure: bool = True,
     ) -> None:
-        if publish_threads < 1:
-            raise ValueError("publish_threads must be >= 1")
+        refuse_below_one(publish_threads=publish_threads)
         self.celery_app = celery_app
         self.queue = queue
         self.worker_backend = worker_backend
@@ -116,12 +115,9 @@ class CeleryBackend:
         }
         if configure:
             conf = celery_app.conf
-            options = dict(conf.broker_transport_options or {})
-            for key, value in _transport_options(
-                visibility_timeout, socket_timeout, connect_timeout
-            ).items():
-                options.setdefault(key, value)
-            conf.broker_transport_options = options
+            # The user's own transport options win over ours.
+            ours = _transport_options(visibility_timeout, socket_timeout, connect_timeout)
+            conf.broker_transport_options = {**ours, **(conf.broker_transport_options or {})}
             conf.broker_connection_timeout = connect_timeout
         self._registry: Mapping[str, Callable[..., Any]] | None = None
         self._limiter: anyio.CapacityLimiter | None = None
@@ -129,14 +125,16 @@ class CeleryBackend:
         self._publishing = 0
         self._counts = dict.fromkeys(("submitted", "submit_failed"), 0)
         self._worker_counts = dict.fromkeys(("succeeded", "failed", "refused"), 0)
+        self.task = self._register_task()
 
+    def _register_task(self) -> Any:
         def run(call_json: str) -> None:
             self.run_call(call_json)
 
         # acks_late: the message is acknowledged once the call ran, so a worker killed
         # mid-task does not lose it; reject_on_worker_lost: a pool child that dies is
         # requeued rather than acknowledged. JSON only: never pickle from the broker.
-        self.task = celery_app.task(
+        return self.celery_app.task(
             name=TASK_NAME,
             acks_late=True,
             reject_on_worker_lost=True,
@@ -158,18 +156,7 @@ class CeleryBackend:
             return
         if self._limiter is None:
             raise RuntimeError("the celery backend is not started (lifespan startup)")
-        documents = [call.to_json() for call in calls]
-        try:
-            # Abandoned on cancel: the request gets its 503 at its deadline while the
-            # thread ends at the socket timeout. A publish that lands after all the same
-            # makes the call run anyway: at-least-once.
-            await anyio.to_thread.run_sync(
-                self._publish, documents, limiter=self._limiter, abandon_on_cancel=True
-            )
-        except BaseException:
-            self._counts["submit_failed"] += len(calls)
-            raise
-        self._counts["submitted"] += len(calls)
+        await submit_in_thread(self._counts, calls, self._publish, self._limiter)
 
     def _publish(self, documents: list[str]) -> None:
         with self._lock:

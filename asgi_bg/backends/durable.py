@@ -18,6 +18,7 @@ Install with ``pip install "asgi_bg[durable]"``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -31,7 +32,7 @@ import anyio.lowlevel
 import anyio.to_thread
 from dbos import DBOS, DBOSConfig
 
-from .base import TaskCall, run_registered
+from .base import TaskCall, refuse_below_one, run_registered, submit_in_thread
 
 __all__ = ["DurableBackend"]
 
@@ -83,6 +84,39 @@ def _database_url(path_or_url: str) -> str:
     return "sqlite:///" + os.path.abspath(path_or_url)
 
 
+def _dbos_config(
+    app_name: str,
+    url: str,
+    executor_id: str | None,
+    run_tasks: bool,
+    extra: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    if executor_id is None:
+        executor_id = "local" if run_tasks else "asgi_bg-journal"
+    return {
+        "name": app_name,
+        "system_database_url": url,
+        "application_version": APPLICATION_VERSION,
+        "executor_id": executor_id,
+        "log_level": "WARNING",
+        # How often DBOS's listener thread polls SQLite; also how long its shutdown takes.
+        "notification_listener_polling_interval_sec": 0.2,
+        **(extra or {}),
+    }
+
+
+# What ``stats`` reports.
+_COUNTS: Final = (
+    "submitted",
+    "submit_failed",
+    "journaling",
+    "running",
+    "succeeded",
+    "failed",
+    "deferred",
+)
+
+
 class DurableBackend:
     """Journal registered calls with DBOS (SQLite or PostgreSQL); run them, even after a crash.
 
@@ -111,6 +145,12 @@ class DurableBackend:
     """
 
     name = "durable"
+    # Set by ``start``; ``stop`` clears the first three.
+    _token: anyio.lowlevel.EventLoopToken | None = None
+    _queue: Any = None
+    _dbos: DBOS | None = None
+    _journal_limiter: anyio.CapacityLimiter | None = None
+    _task_limiter: anyio.CapacityLimiter | None = None
 
     def __init__(
         self,
@@ -127,8 +167,9 @@ class DurableBackend:
         queue: str = "asgi_bg",
         dbos_config: Mapping[str, Any] | None = None,
     ) -> None:
-        if concurrency < 1 or task_threads < 1 or journal_threads < 1:
-            raise ValueError("concurrency, task_threads and journal_threads must be >= 1")
+        refuse_below_one(
+            concurrency=concurrency, task_threads=task_threads, journal_threads=journal_threads
+        )
         if poll_interval <= 0:
             raise ValueError("poll_interval must be positive")
         self.url = _database_url(path_or_url)
@@ -137,26 +178,10 @@ class DurableBackend:
         self.shutdown_timeout = shutdown_timeout
         self.queue_name = queue
         self.run_tasks = run_tasks
-        if executor_id is None:
-            executor_id = "local" if run_tasks else "asgi_bg-journal"
-        self._config: dict[str, Any] = {
-            "name": app_name,
-            "system_database_url": self.url,
-            "application_version": APPLICATION_VERSION,
-            "executor_id": executor_id,
-            "log_level": "WARNING",
-            # How often DBOS's listener thread polls SQLite; also how long its shutdown takes.
-            "notification_listener_polling_interval_sec": 0.2,
-            **(dbos_config or {}),
-        }
+        self._config = _dbos_config(app_name, self.url, executor_id, run_tasks, dbos_config)
         self._task_threads = task_threads
         self._journal_threads = journal_threads
         self._registry: Mapping[str, Callable[..., Any]] = {}
-        self._token: anyio.lowlevel.EventLoopToken | None = None
-        self._queue: Any = None
-        self._dbos: DBOS | None = None
-        self._journal_limiter: anyio.CapacityLimiter | None = None
-        self._task_limiter: anyio.CapacityLimiter | None = None
         # Loop side: whether calls may still start, and the scopes of the running ones.
         self._accepting = False
         self._scopes: set[anyio.CancelScope] = set()
@@ -165,18 +190,7 @@ class DurableBackend:
         self._lock = threading.Lock()
         self._closing = False
         self._dispatching = 0
-        self._counts = dict.fromkeys(
-            (
-                "submitted",
-                "submit_failed",
-                "journaling",
-                "running",
-                "succeeded",
-                "failed",
-                "deferred",
-            ),
-            0,
-        )
+        self._counts = dict.fromkeys(_COUNTS, 0)
 
     # --- the app side -----------------------------------------------------------------------
 
@@ -223,24 +237,12 @@ class DurableBackend:
             return
         if self._queue is None or self._journal_limiter is None:
             raise RuntimeError("the durable backend is not started (lifespan startup)")
-        documents = [call.to_json() for call in calls]
         self._counts["journaling"] += 1
         try:
-            # Abandoned on cancel: a request past its deadline gets its 503 at once. The
-            # write may still commit, and the calls then run: at-least-once, as a retry.
-            await anyio.to_thread.run_sync(
-                self._queue.enqueue,
-                _run_calls,
-                documents,
-                limiter=self._journal_limiter,
-                abandon_on_cancel=True,
-            )
-        except BaseException:
-            self._counts["submit_failed"] += len(calls)
-            raise
+            enqueue = functools.partial(self._queue.enqueue, _run_calls)
+            await submit_in_thread(self._counts, calls, enqueue, self._journal_limiter)
         finally:
             self._counts["journaling"] -= 1
-        self._counts["submitted"] += len(calls)
 
     async def stop(self) -> None:
         """Let running calls finish (``shutdown_timeout``), cancel the rest, close DBOS.

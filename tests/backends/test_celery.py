@@ -113,7 +113,13 @@ def test_user_transport_options_win() -> None:
     celery_app = Celery("tests", broker="redis://127.0.0.1:1/0")
     celery_app.conf.broker_transport_options = {"visibility_timeout": 7200}
     CeleryBackend(celery_app, visibility_timeout=60.0)
-    assert celery_app.conf.broker_transport_options["visibility_timeout"] == 7200
+    options = celery_app.conf.broker_transport_options
+    assert (options["visibility_timeout"], options["socket_timeout"]) == (7200, 5.0)
+
+
+def test_no_publish_threads_is_refused_when_built() -> None:
+    with pytest.raises(ValueError, match=r"^publish_threads must be >= 1$"):
+        backend_for("redis://127.0.0.1:1/0", publish_threads=0)
 
 
 def test_worker_app_needs_a_celery_backend() -> None:

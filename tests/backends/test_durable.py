@@ -244,6 +244,13 @@ async def test_submit_before_start_raises(anyio_backend: str, tmp_path: Path) ->
         await backend_for(tmp_path / "t.sqlite").submit([TaskCall("record", ["x"])])
 
 
+async def test_counts_below_one_are_refused_when_built(anyio_backend: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"^task_threads, journal_threads must be >= 1$"):
+        DurableBackend(str(tmp_path / "t.sqlite"), task_threads=0, journal_threads=-1)
+    with pytest.raises(ValueError, match="poll_interval must be positive"):
+        DurableBackend(str(tmp_path / "t.sqlite"), poll_interval=0)
+
+
 async def test_one_backend_per_process(anyio_backend: str, journal: Path, tmp_path: Path) -> None:
     first = backend_for(journal)
     await first.start(REGISTRY)
