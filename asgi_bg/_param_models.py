@@ -21,7 +21,7 @@ from ._convert import is_sequence, is_typeddict, type_hints, typeddict_keys, unw
 from ._extractors import Extractor, Solver, default_maker, string_extractor
 from ._invalid import Invalid, together
 from ._models import is_model, model_converter
-from .params import REQUIRED, HeaderInfo, ParamInfo
+from .params import REQUIRED, ParamInfo
 
 _OMIT: Any = object()  # a TypedDict key that is not required and not sent
 
@@ -132,7 +132,7 @@ def wire_key(name: str, info: ParamInfo | None, marker: ParamInfo) -> str:
     """The key a field is read from: its alias, else its name (a header's with ``-`` for
     ``_`` unless ``convert_underscores=False``); header keys are lower-cased."""
     alias = info.alias if info is not None else None
-    if not isinstance(marker, HeaderInfo):
+    if marker.source != "header":
         return alias or name
     if alias:
         return alias.lower()
@@ -200,7 +200,8 @@ def _pydantic_extractor(
 def _pydantic_field(name: str, info: Any, marker: ParamInfo) -> tuple[ModelField, str, bool]:
     alias = info.validation_alias if isinstance(info.validation_alias, str) else None
     alias = alias or info.alias or name
-    described = type(marker)(
+    described = ParamInfo(
+        marker.source,
         alias=alias if alias != name else None,
         # pydantic's title, from the alias or the name (a header's not from its wire key)
         title=info.title or alias.replace("_", " ").title(),

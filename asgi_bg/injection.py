@@ -13,7 +13,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeGuard
 
 from ._concurrency import callable_name
 from ._convert import is_body_type, json_converter, unwrap_optional
@@ -178,7 +178,7 @@ def _compile_param(
         annotation = Any if marker is not None and marker.source == "body" else str
     if default is _REQUIRED and marker is None and unwrap_optional(annotation)[1]:
         default = None  # FastAPI treats a bare ``X | None`` as optional too
-    if isinstance(marker, _MODEL_MARKERS) and is_param_model(unwrap_optional(annotation)[0]):
+    if _is_model_param(marker, annotation):
         _add_param_model(plan, param.name, annotation, marker, default, where)
     else:
         _add_param(plan, param.name, annotation, marker, default, path_params, where)
@@ -205,7 +205,15 @@ def _add_param(
     )
 
 
-_MODEL_MARKERS = (QueryInfo, HeaderInfo, CookieInfo)
+def _is_model_param(
+    marker: DependsInfo | ParamInfo | None, annotation: Any
+) -> TypeGuard[ParamInfo]:
+    """``Annotated[Model, Query()]`` (or ``Header()``, ``Cookie()``): a parameter model."""
+    return (
+        isinstance(marker, ParamInfo)
+        and marker.source in ("query", "header", "cookie")
+        and is_param_model(unwrap_optional(annotation)[0])
+    )
 
 
 def _add_param_model(
