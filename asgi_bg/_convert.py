@@ -15,9 +15,9 @@ import types
 import typing
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-from ._invalid import Invalid
+from ._invalid import Invalid, together
 from ._models import holds_model, is_model, model_converter
 from ._models import pydantic_available as _pydantic_available
 from ._scalars import SCALAR_PARSERS
@@ -131,14 +131,21 @@ def _identity(value: Any) -> Any:
     return value
 
 
+def _expected(choices: list[Any]) -> str:
+    """pydantic's list of the allowed values: ``'a', 'b' or 'c'``."""
+    shown = [repr(choice) for choice in choices]
+    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
+
+
 def _enum_converter(enum_type: type[enum.Enum]) -> Converter:
     by_value = {str(m.value): m for m in enum_type}
-    expected = " or ".join(repr(v) for v in by_value)
+    expected = _expected([m.value for m in enum_type])
 
     def convert(value: Any) -> enum.Enum:
         member = by_value.get(str(value))
         if member is None:
-            raise Invalid("enum", f"Input should be {expected}", value)
+            msg = f"Input should be {expected}"
+            raise Invalid("enum", msg, value, ctx={"expected": expected})
         return member
 
     return convert
@@ -146,11 +153,12 @@ def _enum_converter(enum_type: type[enum.Enum]) -> Converter:
 
 def _literal_converter(choices: tuple[Any, ...]) -> Converter:
     by_text = {str(c): c for c in choices}
-    expected = " or ".join(repr(c) for c in choices)
+    expected = _expected(list(choices))
 
     def convert(value: Any) -> Any:
         if str(value) not in by_text:
-            raise Invalid("literal_error", f"Input should be {expected}", value)
+            msg = f"Input should be {expected}"
+            raise Invalid("literal_error", msg, value, ctx={"expected": expected})
         return by_text[str(value)]
 
     return convert
@@ -188,8 +196,14 @@ def string_converter(annotation: Any, where: str) -> Converter:
 
 def _string_hint(annotation: Any) -> str:
     """What would work instead: a message that leads somewhere."""
+    origin = typing.get_origin(annotation) or annotation
+    if origin in (dict, Mapping):
+        return "a dict is read from the JSON body: declare it Body()"
     if _is_structured(annotation):
-        return "a model, dataclass or dict is read from the JSON body: declare it Body()"
+        return (
+            "a model, dataclass or TypedDict is read from the JSON body (Body()), or field "
+            "by field from the query string, headers or cookies (Query(), Header(), Cookie())"
+        )
     return (
         "use str, int, float, bool, Decimal, UUID, a date or time, bytes, an Enum, a "
         "Literal, or install asgi_bg[pydantic] for other types"
@@ -358,26 +372,44 @@ def convert_each(convert: Converter, items: Any) -> list[Any]:
         except Invalid as exc:
             failures.extend(exc.at(key).items())
     if failures:
-        raise _together(failures)
+        raise together(failures)
     return out
 
 
-def _together(failures: list[Invalid]) -> Invalid:
-    first, *more = failures
-    return Invalid(first.type, first.msg, first.value, first.loc, first.ctx, tuple(more))
-
-
-def _hints(cls: Any, where: str) -> dict[str, Any]:
-    """The resolved annotations of a dataclass or TypedDict, or a registration error."""
+def type_hints(cls: Any, where: str, *, extras: bool = False) -> dict[str, Any]:
+    """The resolved annotations of a dataclass or TypedDict (with ``Annotated`` and the
+    key qualifiers if ``extras``), or a registration error."""
     try:
-        return typing.get_type_hints(cls)
+        return typing.get_type_hints(cls, include_extras=extras)
     except NameError as exc:
         msg = f"{where}: cannot resolve the fields of {cls.__name__}: {exc}"
         raise ConfigurationError(msg) from exc
 
 
+# ``typing``'s and ``typing_extensions``' TypedDict key qualifiers, told by name.
+_QUALIFIERS = ("Required", "NotRequired", "ReadOnly")
+
+
+def typeddict_keys(cls: Any, where: str) -> list[tuple[str, Any, bool]]:
+    """``(name, annotation, required)`` of each key of a TypedDict; the annotation keeps
+    its ``Annotated`` extras, not its qualifiers (``NotRequired[int]`` is an int)."""
+    keys = []
+    for name, declared in type_hints(cls, where, extras=True).items():
+        hint, qualifiers = declared, set()
+        while (qualifier := getattr(typing.get_origin(hint), "_name", None)) in _QUALIFIERS:
+            qualifiers.add(qualifier)
+            hint = typing.get_args(hint)[0]
+        # ``__required_keys__`` misses the qualifiers of postponed annotations
+        # (``from __future__ import annotations``); the resolved hints have them.
+        required = "Required" in qualifiers or (
+            name in cls.__required_keys__ and "NotRequired" not in qualifiers
+        )
+        keys.append((name, hint, required))
+    return keys
+
+
 def _dataclass_converter(cls: type, where: str) -> Converter:
-    hints = _hints(cls, where)
+    hints = type_hints(cls, where)
     fields = [
         (f.name, json_converter(hints[f.name], f"{where}.{f.name}"), _has_default(f))
         for f in dataclasses.fields(cls)
@@ -412,16 +444,14 @@ def _dataclass_kwargs(
         except Invalid as exc:
             failures.extend(exc.at(name).items())
     if failures:
-        raise _together(failures)  # every failing field, as pydantic reports them
+        raise together(failures)  # every failing field, as pydantic reports them
     return kwargs
 
 
 def _typeddict_converter(cls: Any, where: str) -> Converter:
-    hints = _hints(cls, where)
-    required = cls.__required_keys__
     fields = [
-        (name, json_converter(hint, f"{where}.{name}"), name not in required)
-        for name, hint in hints.items()
+        (name, json_converter(_unannotated(hint), f"{where}.{name}"), not required)
+        for name, hint, required in typeddict_keys(cls, where)
     ]
 
     def convert(value: Any) -> Any:
@@ -430,6 +460,10 @@ def _typeddict_converter(cls: Any, where: str) -> Converter:
         return _dataclass_kwargs(fields, value)  # unknown keys are dropped, as in pydantic
 
     return convert
+
+
+def _unannotated(hint: Any) -> Any:
+    return typing.get_args(hint)[0] if typing.get_origin(hint) is Annotated else hint
 
 
 def _has_default(field: dataclasses.Field[Any]) -> bool:

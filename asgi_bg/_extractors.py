@@ -163,10 +163,18 @@ def _identity(value: Any) -> Any:
 
 
 def string_extractor(
-    source: str, key: str, annotation: Any, marker: ParamInfo | None, default: Any, where: str
+    source: str,
+    key: str,
+    annotation: Any,
+    marker: ParamInfo | None,
+    default: Any,
+    where: str,
+    missing: Callable[[], Any] | None = None,
 ) -> Extractor:
+    """Read ``key`` from ``source`` and convert it; when absent, ``missing()`` (by default
+    the ``default``, or a "missing" error if there is none)."""
     getter = _SOURCES[source]
-    missing = default_maker(default)
+    missing = missing or default_maker(default)
     if is_sequence(annotation):
         convert_many = checked(_many(annotation, where), marker, annotation, where)
 

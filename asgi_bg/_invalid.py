@@ -39,3 +39,10 @@ class Invalid(Exception):
         """This error and the ones reported with it, each on its own (flat)."""
         alone = Invalid(self.type, self.msg, self.value, self.loc, self.ctx)
         return [alone, *(item for error in self.more for item in error.items())]
+
+
+def together(failures: list[Invalid]) -> Invalid:
+    """One ``Invalid`` carrying every failure (the first, the rest in ``more``), as
+    pydantic lists every failing item of a value."""
+    first, *more = failures
+    return Invalid(first.type, first.msg, first.value, first.loc, first.ctx, tuple(more))

@@ -13,7 +13,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeGuard
 
 from ._concurrency import callable_name
 from ._convert import is_body_type, json_converter, unwrap_optional
@@ -33,6 +33,7 @@ from ._extractors import (
 from ._form_params import file_extractor, is_upload_annotation
 from ._kinds import kind_of
 from ._models import pydantic_available
+from ._param_models import is_param_model, model_extractor
 from ._plan import Dependency, ParamField, Plan, body_embedded, request_fields
 from .exceptions import ConfigurationError
 from .forms import require_multipart
@@ -177,17 +178,55 @@ def _compile_param(
         annotation = Any if marker is not None and marker.source == "body" else str
     if default is _REQUIRED and marker is None and unwrap_optional(annotation)[1]:
         default = None  # FastAPI treats a bare ``X | None`` as optional too
-    source, key, extractor = _param_extractor(
-        param.name, annotation, marker, default, path_params, where
-    )
+    if _is_model_param(marker, annotation):
+        _add_param_model(plan, param.name, annotation, marker, default, where)
+    else:
+        _add_param(plan, param.name, annotation, marker, default, path_params, where)
+
+
+def _add_param(
+    plan: Plan,
+    name: str,
+    annotation: Any,
+    marker: ParamInfo | None,
+    default: Any,
+    path_params: dict[str, type],
+    where: str,
+) -> None:
+    source, key, extractor = _param_extractor(name, annotation, marker, default, path_params, where)
     if isinstance(extractor, BodyField):
         plan.body_fields.append(extractor)
         extract: Extractor = extractor.extract
     else:
         extract = extractor
-    plan.extractors.append((param.name, _location(plan, source, key), extract))
+    plan.extractors.append((name, _location(plan, source, key), extract))
     plan.fields.append(
-        ParamField(param.name, source, key, annotation, default is _REQUIRED, default, marker)
+        ParamField(name, source, key, annotation, default is _REQUIRED, default, marker)
+    )
+
+
+def _is_model_param(
+    marker: DependsInfo | ParamInfo | None, annotation: Any
+) -> TypeGuard[ParamInfo]:
+    """``Annotated[Model, Query()]`` (or ``Header()``, ``Cookie()``): a parameter model."""
+    return (
+        isinstance(marker, ParamInfo)
+        and marker.source in ("query", "header", "cookie")
+        and is_param_model(unwrap_optional(annotation)[0])
+    )
+
+
+def _add_param_model(
+    plan: Plan, name: str, annotation: Any, marker: ParamInfo, default: Any, where: str
+) -> None:
+    """``Annotated[Model, Query()]``: one extractor for the model, each of its fields
+    listed as a parameter of its own (what OpenAPI documents, as FastAPI does)."""
+    inner, _ = unwrap_optional(annotation)
+    extract, fields = model_extractor(inner, marker, default, where)
+    plan.extractors.append((name, (marker.source,), extract))
+    plan.fields.extend(
+        ParamField(f.name, marker.source, f.key, f.annotation, f.required, f.default, f.info)
+        for f in fields
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, Unpack
 from urllib.parse import quote
@@ -378,11 +378,18 @@ class Router:
         return route
 
     def add_websocket_route(
-        self, path: str, endpoint: Callable[..., Any], *, name: str | None = None
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        name: str | None = None,
+        *,
+        dependencies: Sequence[Any] | None = None,
     ) -> WebSocketRoute:
-        """Register the WebSocket ``endpoint`` at ``prefix + path``."""
+        """Register the WebSocket ``endpoint`` at ``prefix + path``; the router's own
+        ``dependencies`` run before the route's, as for its HTTP routes."""
         path = self.prefix + path
-        route = WebSocketRoute(path, endpoint, compile_path(path), name=name)
+        around = [*self.group.dependencies, *(dependencies or ())]
+        route = WebSocketRoute(path, endpoint, compile_path(path), name=name, dependencies=around)
         if any(known.path == path for known in self.websocket_routes):
             raise ConfigurationError(f"WebSocket route {path} is registered twice")
         if route.compiled.regex is None:
@@ -392,11 +399,13 @@ class Router:
         self.websocket_routes.append(route)
         return route
 
-    def websocket(self, path: str, *, name: str | None = None) -> Callable[[F], F]:
+    def websocket(
+        self, path: str, name: str | None = None, *, dependencies: Sequence[Any] | None = None
+    ) -> Callable[[F], F]:
         """Register a WebSocket endpoint (decorator form of ``add_websocket_route``)."""
 
         def register(endpoint: F) -> F:
-            self.add_websocket_route(path, endpoint, name=name)
+            self.add_websocket_route(path, endpoint, name, dependencies=dependencies)
             return endpoint
 
         return register
@@ -467,7 +476,12 @@ class Router:
             options = outer.around(route.route_options())
             self.add_route(prefix + route.path, route.endpoint, route.methods, **options)
         for ws_route in router.websocket_routes:
-            self.add_websocket_route(prefix + ws_route.path, ws_route.endpoint, name=ws_route.name)
+            self.add_websocket_route(
+                prefix + ws_route.path,
+                ws_route.endpoint,
+                ws_route.name,
+                dependencies=[*outer.dependencies, *ws_route.dependencies],
+            )
         for mount in router.mounts:
             self.mount(prefix + mount.path, mount.app, name=mount.name)
 

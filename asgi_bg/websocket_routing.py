@@ -7,7 +7,7 @@ a ``Request``, a sync or generator endpoint) is refused when the route is added.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._context import CONTEXT_KEY, RequestContext
@@ -37,6 +37,7 @@ class WebSocketRoute:
         compiled: CompiledPath,
         *,
         name: str | None = None,
+        dependencies: Sequence[Any] = (),
     ) -> None:
         self.path = path
         self.endpoint = endpoint
@@ -44,7 +45,10 @@ class WebSocketRoute:
         self.name = name or getattr(endpoint, "__name__", None) or type(endpoint).__name__
         where = f"WebSocket route {path} ({self.name})"
         types = {k: c.type for k, c in compiled.converters.items()}
-        self.plan: Plan = compile_plan(endpoint, types, where=where)
+        # ``dependencies=[...]`` of the route and of the groups around it (the app, its
+        # routers, ``include_router``), outermost first: run for their effects.
+        self.dependencies = list(dependencies)
+        self.plan: Plan = compile_plan(endpoint, types, where=where, dependencies=dependencies)
         _check_plan(self.plan, where)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:

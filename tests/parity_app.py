@@ -109,6 +109,13 @@ async def item(item_id: int) -> dict[str, int]:
     return {"item_id": item_id}
 
 
+@items.websocket("/ws", dependencies=[Depends(tag("route"))])
+async def item_feed(websocket: WebSocket) -> None:
+    await websocket.accept()
+    await websocket.send_text("ok")
+    await websocket.close()
+
+
 app.include_router(items, prefix="/v1", dependencies=[Depends(tag("include"))])
 
 

@@ -3,7 +3,8 @@
 Each app is written once with asgi_bg's import line and run a second time with FastAPI's
 (``openapi_support.fastapi_twin``): the seed's examples, a ten-route shop covering every
 parameter kind, body kind, constraint and response code, more kinds of each
-(``openapi_kinds``), and every security scheme.
+(``openapi_kinds``), every security scheme, and pydantic parameter models
+(``param_models_app``: one parameter per field, as FastAPI lists them).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ APPS = [
     "openapi_shop",
     "openapi_kinds",
     "openapi_guarded",
+    "param_models_app",
 ]
 
 

@@ -5,11 +5,13 @@ asyncio and on trio.
 """
 
 import datetime as dt
+import enum
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any, NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 import pytest
+from pydantic import TypeAdapter, ValidationError
 
 from asgi_bg import (
     App,
@@ -21,6 +23,7 @@ from asgi_bg import (
     Path,
     Query,
 )
+from asgi_bg._convert import Invalid, string_converter
 from asgi_bg.testing import AsyncTestClient, TestResponse
 
 pytestmark = pytest.mark.anyio
@@ -359,7 +362,12 @@ def test_registration_errors_say_what_would_work() -> None:
     with pytest.raises(ConfigurationError, match=r"read from the JSON body: declare it Body\(\)"):
 
         @app.get("/q")
-        async def structured(p: Annotated[Point, Query()]) -> None: ...
+        async def structured(p: Annotated[dict[str, int], Query()]) -> None: ...
+
+    with pytest.raises(ConfigurationError, match=r"field by field .* \(Query\(\), Header"):
+
+        @app.get("/p/{p}")
+        async def in_path(p: Point) -> None: ...
 
 
 async def test_every_failing_field_and_item_of_a_body_is_listed() -> None:
@@ -393,3 +401,27 @@ async def test_a_body_without_a_content_type_is_not_read_as_json() -> None:
             "input": '{"x": 1}',
         }
     ]
+
+
+class Size(enum.Enum):
+    small = "s"
+    large = "l"
+
+
+class Level(enum.IntEnum):
+    low = 1
+    high = 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "text"),
+    [(Size, "m"), (Level, "3"), (Literal["a"], "b"), (Literal[1, 2, "x"], "y")],
+)
+def test_enum_and_literal_errors_are_pydantics_with_their_context(kind: Any, text: str) -> None:
+    with pytest.raises(ValidationError) as theirs:
+        TypeAdapter(kind).validate_python(text)
+    expected = theirs.value.errors(include_url=False)[0]
+    with pytest.raises(Invalid) as ours:
+        string_converter(kind, "test")(text)
+    got = ours.value
+    assert (got.type, got.msg, got.ctx) == (expected["type"], expected["msg"], expected["ctx"])

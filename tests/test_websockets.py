@@ -307,6 +307,35 @@ def test_router_prefix_include_and_url_path_for(anyio_backend: str) -> None:
         assert ws.receive_text() == "x"
 
 
+def test_dependencies_of_the_groups_guard_websocket_routes(anyio_backend: str) -> None:
+    log: list[str] = []
+
+    def require_token(token: str) -> None:  # a guard: its value is discarded
+        log.append(f"token {token}")
+
+    async def audit(websocket: WebSocket) -> AsyncIterator[None]:
+        log.append(f"open {websocket.url.path}")
+        yield
+        log.append("closed")
+
+    router = Router(prefix="/live", dependencies=[Depends(require_token)])
+
+    @router.websocket("/feed", dependencies=[Depends(audit)])
+    async def feed(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("live")
+
+    app = App(dependencies=[Depends(lambda: log.append("app"))])
+    app.include_router(router, dependencies=[Depends(lambda: log.append("include"))])
+    client = TestClient(app, backend=anyio_backend)
+    with client.websocket_connect("/live/feed?token=t1") as ws:
+        assert ws.receive_text() == "live"
+    assert log == ["app", "include", "token t1", "open /live/feed", "closed"]
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/live/feed"):
+        pass
+    assert (refused.value.code, refused.value.reason) == (1008, "query.token: Field required")
+
+
 def test_what_a_websocket_route_cannot_serve_is_refused_at_registration() -> None:
     app = App()
 
