@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import math
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ._invalid import Invalid
+
+T = TypeVar("T")
 
 _TOO_SHORT = "input is too short"
 _EXTRA = "unexpected extra characters at the end of the input"
@@ -74,6 +78,22 @@ class _YearZero(_Bad):
 
 def _invalid(type_: str, words: str, value: Any, reason: str) -> Invalid:
     return Invalid(type_, f"{words}, {reason}", value, ctx={"error": reason})
+
+
+def _parsing(type_: str, words: str) -> Callable[[Callable[[Any], T]], Callable[[Any], T]]:
+    """A reader whose ``_Bad`` becomes pydantic's ``type_`` error, with its reason."""
+
+    def wrap(read: Callable[[Any], T]) -> Callable[[Any], T]:
+        @functools.wraps(read)
+        def reader(value: Any) -> T:
+            try:
+                return read(value)
+            except _Bad as exc:
+                raise _invalid(type_, words, value, exc.reason) from None
+
+        return reader
+
+    return wrap
 
 
 # --- bytes ----------------------------------------------------------------------------
@@ -387,23 +407,19 @@ def _day_of(moment: dt.datetime, value: Any) -> dt.date:
 # --- times ----------------------------------------------------------------------------
 
 
+@_parsing("time_parsing", "Input should be in a valid time format")
 def to_time(value: Any) -> dt.time:
     """pydantic's lax ``time``: ``HH:MM[:SS[.f]]`` with an offset, or JSON seconds."""
     if isinstance(value, dt.time):
         return value
-    try:
-        if _is_number(value):
-            return _time_of_day(value)
-        if not isinstance(value, str):
-            raise Invalid("time_type", "Input should be a valid time", value)
-        if _PLAIN_TIME.fullmatch(value):
-            with contextlib.suppress(ValueError):
-                return dt.time.fromisoformat(value)
-        return _time_text(value.encode(), 0)
-    except _Bad as exc:
-        raise _invalid(
-            "time_parsing", "Input should be in a valid time format", value, exc.reason
-        ) from None
+    if _is_number(value):
+        return _time_of_day(value)
+    if not isinstance(value, str):
+        raise Invalid("time_type", "Input should be a valid time", value)
+    if _PLAIN_TIME.fullmatch(value):
+        with contextlib.suppress(ValueError):
+            return dt.time.fromisoformat(value)
+    return _time_text(value.encode(), 0)
 
 
 def _time_of_day(number: float) -> dt.time:
@@ -424,20 +440,16 @@ def _time_of_day(number: float) -> dt.time:
 # --- durations ------------------------------------------------------------------------
 
 
+@_parsing("time_delta_parsing", "Input should be a valid timedelta")
 def to_timedelta(value: Any) -> dt.timedelta:
     """pydantic's lax ``timedelta``: ISO 8601, ``[D days, ]HH:MM:SS``, or JSON seconds."""
     if isinstance(value, dt.timedelta):
         return value
-    try:
-        if isinstance(value, int | float):  # a bool is 0 or 1 second, as in pydantic
-            return _seconds(value)
-        if not isinstance(value, str):
-            raise Invalid("time_delta_type", "Input should be a valid timedelta", value)
-        return _duration_text(value.encode())
-    except _Bad as exc:
-        raise _invalid(
-            "time_delta_parsing", "Input should be a valid timedelta", value, exc.reason
-        ) from None
+    if isinstance(value, int | float):  # a bool is 0 or 1 second, as in pydantic
+        return _seconds(value)
+    if not isinstance(value, str):
+        raise Invalid("time_delta_type", "Input should be a valid timedelta", value)
+    return _duration_text(value.encode())
 
 
 def _seconds(number: float) -> dt.timedelta:
@@ -528,35 +540,37 @@ def _iso_duration(b: bytes, at: int) -> tuple[int, int, int]:
 def _time_quantity(
     b: bytes, at: int, value: int, fraction: float | None, second: int, micro: int
 ) -> tuple[int, int]:
-    unit = _TIME_UNITS.get(_byte(b, at) or 0)
-    if unit is None:
-        raise _Bad("quantity invalid in time part of duration")
-    second = _u32(second + _u32(unit * value))
-    if fraction is not None:
-        extra = fraction * unit
-        whole = math.trunc(extra)
-        second = _u32(second + whole)
-        micro = _u32(micro + round((extra - whole) * 1_000_000))
-    return second, micro
+    whole, rest = _scaled(value, fraction, _unit(_TIME_UNITS, b, at, "time"))
+    return _u32(second + whole), _u32(micro + round(rest * 1_000_000))
 
 
 def _date_quantity(
     b: bytes, at: int, value: int, fraction: float | None, so_far: tuple[int, int, int]
 ) -> tuple[int, int, int]:
     day, second, micro = so_far
-    unit = _DATE_UNITS.get(_byte(b, at) or 0)
+    whole, rest = _scaled(value, fraction, _unit(_DATE_UNITS, b, at, "date"))
+    seconds = rest * 86_400
+    whole_seconds = math.trunc(seconds)
+    micro += round((seconds - whole_seconds) * 1_000_000)
+    return _u32(day + whole), _u32(second + whole_seconds), micro
+
+
+def _unit(units: dict[int, int], b: bytes, at: int, part: str) -> int:
+    unit = units.get(_byte(b, at) or 0)
     if unit is None:
-        raise _Bad("quantity invalid in date part of duration")
-    day = _u32(day + _u32(value * unit))
-    if fraction is not None:
-        extra_days = fraction * unit
-        whole_days = math.trunc(extra_days)
-        day = _u32(day + whole_days)
-        extra_seconds = (extra_days - whole_days) * 86_400
-        whole_seconds = math.trunc(extra_seconds)
-        second = _u32(second + whole_seconds)
-        micro += round((extra_seconds - whole_seconds) * 1_000_000)
-    return day, second, micro
+        raise _Bad(f"quantity invalid in {part} part of duration")
+    return unit
+
+
+def _scaled(value: int, fraction: float | None, unit: int) -> tuple[int, float]:
+    """``value.fraction`` units: the whole count (within u32, as pydantic checks it) and
+    the fraction of one count left over."""
+    whole = _u32(value * unit)
+    if fraction is None:
+        return whole, 0.0
+    extra = fraction * unit
+    part = math.trunc(extra)
+    return _u32(whole + part), extra - part
 
 
 def _days_clock(b: bytes, at: int) -> tuple[int, int, int]:

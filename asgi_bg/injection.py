@@ -181,7 +181,8 @@ def _compile_param(
     if _is_model_param(marker, annotation):
         _add_param_model(plan, param.name, annotation, marker, default, where)
     else:
-        _add_param(plan, param.name, annotation, marker, default, path_params, where)
+        found = _param_extractor(param.name, annotation, marker, default, path_params, where)
+        _add_param(plan, param.name, annotation, marker, default, found)
 
 
 def _add_param(
@@ -190,10 +191,10 @@ def _add_param(
     annotation: Any,
     marker: ParamInfo | None,
     default: Any,
-    path_params: dict[str, type],
-    where: str,
+    found: tuple[str, str, Extractor | BodyField],
 ) -> None:
-    source, key, extractor = _param_extractor(name, annotation, marker, default, path_params, where)
+    """Record a parameter read from the request: its extractor and its documented field."""
+    source, key, extractor = found
     if isinstance(extractor, BodyField):
         plan.body_fields.append(extractor)
         extract: Extractor = extractor.extract
