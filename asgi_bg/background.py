@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
 from types import CoroutineType
 from typing import Any, ParamSpec
 
@@ -314,7 +314,9 @@ class TaskRunner:
             # A task may swallow a shutdown's cancellation: no further task starts then.
             while batch.done < len(batch.tasks) and not batch.cancelled:
                 if batch.tasks[batch.done].is_async:
-                    await self._run_async(batch)
+                    rest = self._start_async(batch)
+                    if rest is not None:
+                        await rest
                 else:
                     await self._run_sync_run(batch)
             if batch.cancelled:
@@ -328,14 +330,17 @@ class TaskRunner:
             if batch.scope is not None or batch.native:
                 batch.close(None)
         finally:
-            totals = self._totals
-            totals["succeeded"] += batch.succeeded
-            totals["failed"] += batch.failed
-            self.backlog -= len(batch.tasks)
-            self._batches.discard(batch)
-            if not self._batches and self._idle is not None:
-                self._idle.set()
-                self._idle = None
+            self._end(batch)
+
+    def _end(self, batch: _Batch) -> None:
+        totals = self._totals
+        totals["succeeded"] += batch.succeeded
+        totals["failed"] += batch.failed
+        self.backlog -= len(batch.tasks)
+        self._batches.discard(batch)
+        if not self._batches and self._idle is not None:
+            self._idle.set()
+            self._idle = None
 
     def _cancel_rest(self, batch: _Batch) -> None:
         batch.stopped = True
@@ -345,23 +350,40 @@ class TaskRunner:
         for task in left:
             logger.warning("Cancelled background task %s of %s", task.name, batch.label)
 
-    async def _run_async(self, batch: _Batch) -> None:
+    def _start_async(self, batch: _Batch) -> Awaitable[None] | None:
+        """Start the async task at ``batch.done``; what finishes it, or None if it is done.
+
+        PERF: the first step runs here, in a plain function, outside any scope of the
+        runner's: a task that never waits costs no coroutine of the runner's nor a
+        cancel scope (see _cancel).
+        """
         task = batch.tasks[batch.done]
         batch.handed = 1  # running; progress[0] stays 0 until it returns
         try:
             coro = task.func(*task.args, **task.kwargs)
-            if batch.scope is not None or type(coro) is not CoroutineType:
-                batch.ensure_scope()
-                await coro
-            else:
-                # PERF: the first step runs here, outside any scope of the runner's: a
-                # task that never waits is done without one (see _cancel).
+            if batch.scope is None and type(coro) is CoroutineType:
                 try:
                     first = coro.send(None)
                 except StopIteration:
-                    pass
-                else:
-                    await _Rest(batch, coro, first)
+                    batch.handed = 0
+                    batch.succeeded += 1
+                    batch.done += 1
+                    return None
+                return self._finish_async(batch, task, _Rest(batch, coro, first))
+        except Exception as exc:
+            batch.fold(failure=True)
+            return self._failed(task, exc, batch)
+        except BaseException:
+            batch.handed = 0  # cancelled: not finished, counted as cancelled by the caller
+            raise
+        batch.ensure_scope()
+        return self._finish_async(batch, task, coro)
+
+    async def _finish_async(
+        self, batch: _Batch, task: BackgroundTask, rest: Awaitable[object]
+    ) -> None:
+        try:
+            await rest
         except Exception as exc:
             batch.fold(failure=True)
             await self._failed(task, exc, batch)
