@@ -123,7 +123,10 @@ class RequestContext:
         # Called for each task the request queues (the app's backlog bound), or None.
         self.admit = admit
         self.registered = False  # an ``@app.task`` function was queued
-        self.tasks: BackgroundTasks | None = None
+        # The injected collection's tasks. Only the list: the collection refers to this
+        # context, and a reference back would make a cycle per request, left for the
+        # garbage collector (~1.6 µs of a 33 µs request with one task, in its pauses).
+        self.tasks: list[BackgroundTask] | None = None
         # PERF: shared empty tuples until first used; two lists per request cost more
         # than the rest of this constructor.
         self.response_background: list[BackgroundTask] | tuple[()] = ()
@@ -155,11 +158,11 @@ class RequestContext:
     # --- what the handler queues ----------------------------------------------------
 
     def background_tasks(self) -> BackgroundTasks:
-        """The request's one ``BackgroundTasks`` object, created on first use."""
-        tasks = self.tasks
-        if tasks is None:
-            tasks = self.tasks = _RequestTasks(self)
-        return tasks
+        """A ``BackgroundTasks`` for the request's injected collection: each one made
+        here adds to the same tasks (the injector makes one per request)."""
+        if self.tasks is None:
+            self.tasks = []
+        return _RequestTasks(self, self.tasks)
 
     def queued(self, task: BackgroundTask) -> None:
         """Note a task the request queued; the backlog bound may refuse it (503)."""
@@ -171,9 +174,9 @@ class RequestContext:
 
     def new_tasks(self, background: BackgroundTask | BackgroundTasks) -> list[BackgroundTask]:
         """The tasks a response's ``background=`` adds to those already queued."""
-        if background is self.tasks:
-            return []  # the handler passed the injected collection itself: run it once
         if isinstance(background, BackgroundTasks):
+            if background.tasks is self.tasks:
+                return []  # the handler passed the injected collection itself: run it once
             return background.tasks
         return [background]
 
@@ -263,13 +266,12 @@ class RequestContext:
     def _take_tasks(self) -> list[BackgroundTask]:
         tasks = self._unsubmitted()
         if self.tasks is not None:
-            self.tasks.tasks.clear()
+            self.tasks.clear()
         self.response_background = ()
         return tasks
 
     def _unsubmitted(self) -> list[BackgroundTask]:
-        injected = self.tasks.tasks if self.tasks is not None else []
-        tasks = [*injected, *self.response_background]
+        tasks = [*(self.tasks or ()), *self.response_background]
         if self.registered:
             tasks = [task for task in tasks if not task.submitted]
         return tasks
@@ -302,7 +304,7 @@ class RequestContext:
             raise self._illegal("tasks_to_run") from None
         if self.registered or self.response_background or self.tasks is None:
             return self._unsubmitted()
-        return self.tasks.tasks  # PERF: the common case, without a copy (the runner copies)
+        return self.tasks  # PERF: the common case, without a copy (the runner copies)
 
     def done(self) -> None:
         """The call is over, with nothing to tear down (PERF: no coroutine for it)."""
@@ -359,9 +361,9 @@ class _RequestTasks(BackgroundTasks):
 
     __slots__ = ("_context",)
 
-    def __init__(self, context: RequestContext) -> None:
+    def __init__(self, context: RequestContext, tasks: list[BackgroundTask]) -> None:
         # PERF: the base's one field set here rather than through super().__init__.
-        self.tasks = []
+        self.tasks = tasks
         self._context = context
 
     def add_task(self, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> None:

@@ -36,10 +36,11 @@ class Solver:
 
     ``overrides`` is the app's ``dependency_overrides``, read from ``request.scope["app"]``
     when the plan has dependencies, unless given; ``exits`` holds the exit code of
-    ``scope="function"`` generator dependencies, run as soon as the handler returned.
+    ``scope="function"`` generator dependencies, run as soon as the handler returned;
+    ``tasks`` the request's injected ``BackgroundTasks``, made when first asked for.
     """
 
-    __slots__ = ("context", "errors", "exits", "json", "overrides", "request")
+    __slots__ = ("context", "errors", "exits", "json", "overrides", "request", "tasks")
 
     def __init__(
         self,
@@ -53,6 +54,7 @@ class Solver:
         self.json: Any = UNREAD
         self.exits: list[Teardown] = []
         self.overrides = overrides
+        self.tasks: BackgroundTasks | None = None  # the injected collection, once made
 
     def find_overrides(self) -> None:
         """Look the app's ``dependency_overrides`` up, once, when dependencies run."""
@@ -124,7 +126,10 @@ def _get_connection(solver: Solver) -> HTTPConnection:
 
 
 def _get_tasks(solver: Solver) -> BackgroundTasks:
-    return solver.context.background_tasks()
+    # One collection for every parameter and dependency of the request.
+    if solver.tasks is None:
+        solver.tasks = solver.context.background_tasks()
+    return solver.tasks
 
 
 def checked(convert: Converter, marker: ParamInfo | None, annotation: Any, where: str) -> Converter:

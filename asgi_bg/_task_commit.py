@@ -32,7 +32,7 @@ async def commit_tasks(app: App, context: RequestContext, response: Any) -> None
     for task in added:
         context.queued(task)
     if context.registered and app.task_backend is not None:
-        queued = context.tasks.tasks if context.tasks is not None else []
+        queued = context.tasks or []
         await _submit(app, [task for task in queued + added if task.call is not None])
 
 
