@@ -18,6 +18,7 @@ import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 import pytest
+from asgi_scopes import http_scope
 
 from asgi_bg import (
     App,
@@ -45,25 +46,6 @@ class Boom(Exception):
 def task_name(func: Callable[..., Any]) -> str:
     """The name a task is logged under: ``module.qualname``."""
     return f"{func.__module__}.{func.__qualname__}"
-
-
-def http_scope(path: str = "/", method: str = "GET") -> Scope:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-        "state": {},
-        "extensions": {},
-    }
 
 
 def describe(message: Message) -> str:

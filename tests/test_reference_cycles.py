@@ -8,31 +8,15 @@ callable and look at what a collection would free.
 
 import gc
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated
 
 import pytest
+from asgi_scopes import http_scope
 
 from asgi_bg import App, BackgroundTasks, Depends, PlainTextResponse
 from asgi_bg._types import Message
 
 pytestmark = pytest.mark.anyio
-
-
-def _scope(path: str) -> dict[str, Any]:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0", "spec_version": "2.4"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"q=x",
-        "headers": [(b"host", b"testserver")],
-        "client": ("127.0.0.1", 1234),
-        "server": ("testserver", 80),
-    }
 
 
 def _app(done: list[str]) -> App:
@@ -79,7 +63,7 @@ async def _serve(app: App, path: str) -> list[Message]:
     async def send(message: Message) -> None:
         sent.append(message)
 
-    await app(_scope(path), receive, send)
+    await app(http_scope(path, "POST", query=b"q=x"), receive, send)
     return sent
 
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import anyio
 import httpx
 import pytest
+from asgi_scopes import http_scope
 
 from asgi_bg import (
     App,
@@ -181,24 +182,6 @@ def multipart(content: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     return request.read(), [(k.lower(), v) for k, v in request.headers.raw]
 
 
-def scope_for(path: str, headers: list[tuple[bytes, bytes]]) -> Scope:
-    return {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("test", 1),
-        "server": ("testserver", 80),
-        "state": {},
-    }
-
-
 def waiting_app(seen: Seen, started: anyio.Event) -> App:
     app = App(shutdown_timeout=0)
 
@@ -231,7 +214,7 @@ async def test_the_upload_is_closed_when_the_request_is_cancelled_mid_task() -> 
 
     with anyio.fail_after(LIMIT):
         async with anyio.create_task_group() as group:
-            group.start_soon(app, scope_for("/", headers), receive, send)
+            group.start_soon(app, http_scope("/", "POST", headers=headers), receive, send)
             await started.wait()
             group.cancel_scope.cancel()
 
