@@ -123,6 +123,28 @@ def test_json_response_refuses_what_it_cannot_encode() -> None:
         JSONResponse({"x": object()})
     with pytest.raises(ValueError):
         JSONResponse(float("nan"))
+    looped: dict[str, Any] = {}
+    looped["self"] = looped
+    with pytest.raises(RecursionError):  # the encoder keeps no markers (see responses.py)
+        JSONResponse(looped)
+
+
+async def test_a_handler_returning_a_cycle_gets_a_500_and_the_app_serves_on() -> None:
+    app = App()
+    looped: list[Any] = []
+    looped.append(looped)
+
+    @app.get("/loop")
+    async def loop() -> list[Any]:
+        return looped
+
+    @app.get("/fine")
+    async def fine() -> dict[str, int]:
+        return {"a": 1}
+
+    async with AsyncTestClient(app, raise_server_exceptions=False) as client:
+        assert (await client.get("/loop")).status_code == 500
+        assert (await client.get("/fine")).json() == {"a": 1}
 
 
 async def test_redirect_is_307_by_default_and_keeps_the_method() -> None:
