@@ -103,6 +103,8 @@ class App:
         if task_backend is not None:
             self.tasks.backend_stats = task_backend.stats
         self._admit = None if max_pending_tasks is None else _backlog_bound(self, max_pending_tasks)
+        if max_pending_tasks is not None:
+            self.tasks.limit = max_pending_tasks
         self.shutdown_timeout = shutdown_timeout
         self.debug = debug
         self.lifespan_context = lifespan or no_lifespan

@@ -248,6 +248,8 @@ class TaskRunner:
         # backlog bound on every add_task (PERF: an attribute, not a sum over the live
         # batches nor a method). Tasks count until their request's batch ends.
         self.backlog = 0
+        # ``max_pending_tasks``, set by the app: below it, adding a task asks no question.
+        self.limit: float = math.inf
         self._idle: anyio.Event | None = None
         self._limiter: tuple[object, anyio.CapacityLimiter, anyio.CapacityLimiter] | None = None
         # Entered by the app's lifespan; without it, one to_thread trip per run of def tasks.
