@@ -162,7 +162,7 @@ class RequestContext:
         here adds to the same tasks (the injector makes one per request)."""
         if self.tasks is None:
             self.tasks = []
-        return _RequestTasks(self, self.tasks)
+        return _RequestTasks(self)
 
     def queued(self, task: BackgroundTask) -> None:
         """Note a task the request queued; the backlog bound may refuse it (503)."""
@@ -357,14 +357,29 @@ class _TrackedSend:
 
 
 class _RequestTasks(BackgroundTasks):
-    """The injected collection: every ``add_task`` is seen by the request's context."""
+    """The injected collection: every ``add_task`` is seen by the request's context.
+
+    Its ``tasks`` is the context's list, also when read, appended to or replaced
+    directly, as Starlette's ``BackgroundTasks.tasks`` may be.
+    """
 
     __slots__ = ("_context",)
 
-    def __init__(self, context: RequestContext, tasks: list[BackgroundTask]) -> None:
-        # PERF: the base's one field set here rather than through super().__init__.
-        self.tasks = tasks
+    def __init__(self, context: RequestContext) -> None:
+        # PERF: no super().__init__: the base's one field is the property below.
         self._context = context
+
+    @property
+    def tasks(self) -> list[BackgroundTask]:
+        """The request's injected tasks, in order."""
+        tasks = self._context.tasks
+        assert tasks is not None  # made before this collection
+        return tasks
+
+    @tasks.setter
+    def tasks(self, tasks: list[BackgroundTask]) -> None:
+        self._context.tasks = list(tasks)
+        self._context.after = True
 
     def add_task(self, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> None:
         """Queue ``func(*args, **kwargs)`` to run after the response."""
@@ -378,4 +393,5 @@ class _RequestTasks(BackgroundTasks):
         if task.call is not None:
             context.registered = True
         context.after = True
-        self.tasks.append(task)
+        assert context.tasks is not None  # made with this collection
+        context.tasks.append(task)

@@ -218,7 +218,8 @@ class App:
         except BaseException:
             await context.abandon(scope.get(ERRORS_KEY), RequestLabel(scope))
             raise
-        if context.after:
+        # ``tasks``: a task appended to the injected list directly, not through add_task.
+        if context.after or context.tasks:
             await self._after_response(scope, context)
 
     async def _other_scope(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -250,7 +251,8 @@ class App:
             await context.abandon(scope.get(ERRORS_KEY), label)
             raise
         await guard.close(1000)  # before the tasks: they run once the connection closed
-        if context.after:
+        # ``tasks``: a task appended to the injected list directly, not through add_task.
+        if context.after or context.tasks:
             await self._after_response(scope, context)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -300,13 +300,23 @@ def _json_default_more(obj: Any) -> Any:
 # closure, on every call (~4,000 instructions of a 70,000-instruction /items, callgrind).
 # No circular-reference markers: a shared markers dict would keep stale ids after an
 # error; a cycle ends in RecursionError instead of ValueError, a 500 either way.
-_c_encode = json.encoder.c_make_encoder(  # type: ignore[attr-defined]
-    None, json_default, json.encoder.encode_basestring, None, ":", ",", False, False, False
+_make_encoder = getattr(json.encoder, "c_make_encoder", None)  # None without CPython's _json
+_c_encode = (
+    None
+    if _make_encoder is None
+    else _make_encoder(
+        None, json_default, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+)
+_encoder = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=json_default
 )
 
 
 def encode_json(content: Any) -> bytes:
     """Compact UTF-8 JSON, as ``JSONResponse`` sends it."""
+    if _c_encode is None:
+        return _encoder.encode(content).encode("utf-8")
     return "".join(_c_encode(content, 0)).encode("utf-8")
 
 

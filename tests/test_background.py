@@ -1207,3 +1207,26 @@ def test_a_sync_error_hook_runs_in_a_worker_thread(anyio_backend: str) -> None:
 
     assert len(threads) == 2
     assert threads[1] != threads[0]
+
+
+def test_tasks_appended_to_or_replacing_the_injected_list_run(anyio_backend: str) -> None:
+    # Starlette's BackgroundTasks.tasks is a plain list; code written against it appends
+    # to it or replaces it, bypassing add_task.
+    log: Log = []
+    app = App()
+
+    @app.get("/appended")
+    async def appended(tasks: BackgroundTasks) -> str:
+        tasks.tasks.append(BackgroundTask(log.append, "appended"))
+        return "ok"
+
+    @app.get("/replaced")
+    async def replaced(tasks: BackgroundTasks) -> str:
+        tasks.add_task(log.append, "dropped by the replacement")
+        tasks.tasks = [BackgroundTask(log.append, "replacement")]
+        return "ok"
+
+    with TestClient(app, backend=anyio_backend) as client:
+        assert client.get("/appended").text == '"ok"'
+        assert client.get("/replaced").text == '"ok"'
+    assert log == ["appended", "replacement"]

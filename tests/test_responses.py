@@ -26,6 +26,7 @@ from asgi_bg import (
     RedirectResponse,
     Response,
     StreamingResponse,
+    responses,
 )
 from asgi_bg._types import Message, Scope
 from asgi_bg.testing import AsyncTestClient
@@ -127,6 +128,16 @@ def test_json_response_refuses_what_it_cannot_encode() -> None:
     looped["self"] = looped
     with pytest.raises(RecursionError):  # the encoder keeps no markers (see responses.py)
         JSONResponse(looped)
+
+
+def test_json_without_the_c_encoder_is_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Interpreters without CPython's _json module use the standard library's encoder.
+    content = {"a": [1, 2.5, None, True], "é": "ü", "d": datetime.date(2024, 1, 2), 3: "x"}
+    fast = JSONResponse(content).body
+    monkeypatch.setattr(responses, "_c_encode", None)
+    assert JSONResponse(content).body == fast
+    with pytest.raises(ValueError):
+        JSONResponse(float("inf"))
 
 
 async def test_a_handler_returning_a_cycle_gets_a_500_and_the_app_serves_on() -> None:
