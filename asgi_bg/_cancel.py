@@ -46,9 +46,7 @@ class Host:
             self.task: Any = trio.lowlevel.current_task()
         else:
             self.task = _current_tasks[loop]
-            # PERF: ``innermost()`` inlined, one call less per batch.
-            state = _states.get(ref(self.task))
-            self.outer = None if state is None else state.cancel_scope
+            self.outer = self.innermost()
 
     def innermost(self) -> object:
         """The task's innermost anyio cancel scope (asyncio only), or None."""

@@ -106,7 +106,6 @@ class RequestContext:
     __slots__ = (
         "_runner",
         "admit",
-        "after",
         "cache",
         "closers",
         "error",
@@ -135,10 +134,6 @@ class RequestContext:
         self.closers: list[Teardown] | tuple[()] = ()
         self.error: BaseException | None = None  # the first failure, for teardowns
         self.cache: dict[Any, Any] | None = None
-        # Set once anything may have to run after the response (a task, a response's
-        # ``background``, a teardown): the app skips its post-send hook otherwise.
-        # PERF: one flag instead of four checks, one of them a Python ``__len__``.
-        self.after = False
 
     def _illegal(self, verb: str) -> IllegalTransition:
         phase = self.phase.name.lower()
@@ -170,7 +165,6 @@ class RequestContext:
             self.admit(task)
         if task.call is not None:
             self.registered = True
-        self.after = True
 
     def new_tasks(self, background: BackgroundTask | BackgroundTasks) -> list[BackgroundTask]:
         """The tasks a response's ``background=`` adds to those already queued."""
@@ -187,7 +181,6 @@ class RequestContext:
         failed or not, since tasks (an error response's own ones too) and teardowns may
         still use what it releases (an upload's file).
         """
-        self.after = True
         if last:
             if not self.closers:
                 self.closers = []
@@ -228,7 +221,6 @@ class RequestContext:
 
     def _add_background(self, background: BackgroundTask | BackgroundTasks) -> None:
         self.response_background = [*self.response_background, *self.new_tasks(background)]
-        self.after = True
 
     def body_sent(self) -> None:
         """The final body went out."""
@@ -379,19 +371,9 @@ class _RequestTasks(BackgroundTasks):
     @tasks.setter
     def tasks(self, tasks: list[BackgroundTask]) -> None:
         self._context.tasks = list(tasks)
-        self._context.after = True
 
     def add_task(self, func: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> None:
         """Queue ``func(*args, **kwargs)`` to run after the response."""
         task = BackgroundTask(func, *args, **kwargs)
-        # PERF: ``context.queued(task)`` inlined, and the backlog bound asked only once
-        # the backlog reached it: no call per task below it.
-        context = self._context
-        runner = context._runner
-        if runner.backlog >= runner.limit and context.admit is not None:
-            context.admit(task)
-        if task.call is not None:
-            context.registered = True
-        context.after = True
-        assert context.tasks is not None  # made with this collection
-        context.tasks.append(task)
+        self._context.queued(task)
+        self.tasks.append(task)

@@ -218,8 +218,8 @@ class App:
         except BaseException:
             await context.abandon(scope.get(ERRORS_KEY), RequestLabel(scope))
             raise
-        # ``tasks``: a task appended to the injected list directly, not through add_task.
-        if context.after or context.tasks:
+        # PERF: plain lists and tuples, read in place (no Python __len__ nor property).
+        if context.tasks or context.response_background or context.teardowns or context.closers:
             await self._after_response(scope, context)
 
     async def _other_scope(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -251,8 +251,8 @@ class App:
             await context.abandon(scope.get(ERRORS_KEY), label)
             raise
         await guard.close(1000)  # before the tasks: they run once the connection closed
-        # ``tasks``: a task appended to the injected list directly, not through add_task.
-        if context.after or context.tasks:
+        # PERF: plain lists and tuples, read in place (no Python __len__ nor property).
+        if context.tasks or context.response_background or context.teardowns or context.closers:
             await self._after_response(scope, context)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -575,7 +575,9 @@ class Router:
             if handler is not None:
                 scope["path_params"] = params
                 return handler, allowed
-            allowed = {*allowed, *table} if allowed else set(table)
+            if allowed is None:
+                allowed = set()
+            allowed.update(table)
         return None, allowed
 
     def _no_route(self, scope: Scope, path: str, root_path: str) -> Endpoint:
