@@ -92,18 +92,19 @@ async def call(app: ASGIApp, scope: Scope) -> int:
     return status
 
 
-async def fetch(app: ASGIApp, scope: Scope) -> tuple[int, bytes]:
-    """One request keeping the body, to check what a contender answers."""
+async def fetch(app: ASGIApp, scope: Scope, request_body: bytes = b"") -> tuple[int, bytes]:
+    """One request (with ``request_body``) keeping the answer's body."""
     status = 0
     body = bytearray()
     received = False
+    request = {**_REQUEST, "body": request_body} if request_body else _REQUEST
 
     async def receive() -> Message:
         nonlocal received
         if received:
             return _DISCONNECT
         received = True
-        return _REQUEST
+        return request
 
     async def send(message: Message) -> None:
         nonlocal status

@@ -19,8 +19,8 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 import asgi_bg
-from benchmarks.inprocess import build_scope
-from benchmarks.workload import ASGIApp, BenchmarkError, Endpoint, Message, Scope
+from benchmarks.inprocess import build_scope, fetch
+from benchmarks.workload import ASGIApp, BenchmarkError, Endpoint, Scope
 
 PAYLOAD = {"name": "pen", "price": 2.5, "quantity": 3, "tags": ["office", "blue"], "in_stock": True}
 BODY = json.dumps(PAYLOAD).encode()
@@ -78,33 +78,12 @@ def scope_with_body() -> Scope:
     return scope
 
 
-async def call(app: ASGIApp, scope: Scope) -> tuple[int, bytes]:
-    status, body, pending = 0, bytearray(), True
-
-    async def receive() -> Message:
-        nonlocal pending
-        if pending:
-            pending = False
-            return {"type": "http.request", "body": BODY, "more_body": False}
-        return {"type": "http.disconnect"}
-
-    async def send(message: Message) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            body.extend(message.get("body", b""))
-
-    await app(dict(scope), receive, send)
-    return status, bytes(body)
-
-
 async def time_batch(app: ASGIApp, count: int) -> float:
     scope = scope_with_body()
     gc.collect()
     start = perf_counter_ns()
     for _ in range(count):
-        status, _ = await call(app, scope)
+        status, _ = await fetch(app, scope, BODY)
         if status != 200:
             raise BenchmarkError(f"answered {status}")
     return (perf_counter_ns() - start) / count / 1000
@@ -113,7 +92,7 @@ async def time_batch(app: ASGIApp, count: int) -> float:
 async def measure(rounds: int, count: int) -> dict[str, float]:
     apps = build_apps()
     for name, app in apps.items():
-        status, body = await call(app, scope_with_body())
+        status, body = await fetch(app, scope_with_body(), BODY)
         if status != 200 or json.loads(body) != PAYLOAD:
             raise BenchmarkError(f"{name} answered {status} {body!r}")
         await time_batch(app, count // 5)  # warm-up
