@@ -18,7 +18,7 @@ import anyio.from_thread
 import anyio.lowlevel
 import anyio.to_thread
 import pytest
-from asgi_scopes import http_scope
+from asgi_support import http_scope
 
 from asgi_bg import (
     App,

@@ -4,6 +4,7 @@ and wrapped in Starlette's middleware. Background tasks run after the response i
 from typing import Any
 
 import pytest
+from asgi_support import recording
 from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask as StarletteTask
@@ -15,7 +16,7 @@ from starlette.responses import PlainTextResponse as StarlettePlainText
 from starlette.routing import Mount, Route
 
 from asgi_bg import App, BackgroundTasks, Request, StreamingResponse
-from asgi_bg._types import ASGIApp, Message, Receive, Scope, Send
+from asgi_bg._types import ASGIApp, Receive, Scope, Send
 from asgi_bg.testing import AsyncTestClient
 
 pytestmark = pytest.mark.anyio
@@ -42,20 +43,6 @@ def inner_app(log: Log) -> App:
         return "plain"
 
     return app
-
-
-def recording(app: ASGIApp, log: Log) -> ASGIApp:
-    """Note in ``log`` when the final body message reaches the server."""
-
-    async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
-        async def record(message: Message) -> None:
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                log.append("response complete")
-
-        await app(scope, receive, record)
-
-    return wrapper
 
 
 def old_convention(app: ASGIApp, prefix: str) -> ASGIApp:

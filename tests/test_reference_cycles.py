@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 import pytest
-from asgi_scopes import http_scope
+from asgi_support import http_scope
 
 from asgi_bg import App, BackgroundTasks, Depends, PlainTextResponse
 from asgi_bg._types import Message

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import anyio
 import httpx
 import pytest
-from asgi_scopes import http_scope
+from asgi_support import http_scope, recording
 
 from asgi_bg import (
     App,
@@ -27,7 +27,7 @@ from asgi_bg import (
     Request,
     UploadFile,
 )
-from asgi_bg._types import ASGIApp, Message, Receive, Scope, Send
+from asgi_bg._types import Message
 from asgi_bg.testing import AsyncTestClient, TestClient
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/fd")
@@ -65,20 +65,6 @@ class Seen:
     def gone(self) -> bool:
         assert self.upload is not None
         return bool(self.upload.file.closed) and self.inode not in open_inodes()
-
-
-def recording(app: ASGIApp, log: Log) -> ASGIApp:
-    """Note in ``log`` when the final body message reaches the server."""
-
-    async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
-        async def record(message: Message) -> None:
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                log.append("response complete")
-
-        await app(scope, receive, record)
-
-    return wrapper
 
 
 def upload_app(seen: Seen, log: Log, *, fail: bool = False) -> App:

@@ -1,6 +1,7 @@
-"""HTTP scopes for tests that drive an ASGI callable directly, as a server would."""
+"""For tests that drive an ASGI callable directly, as a server would: scopes, and a
+wrapper noting when the response is complete."""
 
-from asgi_bg._types import Scope
+from asgi_bg._types import ASGIApp, Message, Receive, Scope, Send
 
 
 def http_scope(
@@ -27,3 +28,17 @@ def http_scope(
         "state": {},
         "extensions": {},
     }
+
+
+def recording(app: ASGIApp, log: list[str]) -> ASGIApp:
+    """Note in ``log`` when the final body message reaches the server."""
+
+    async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
+        async def record(message: Message) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                log.append("response complete")
+
+        await app(scope, receive, record)
+
+    return wrapper
