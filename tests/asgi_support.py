@@ -30,14 +30,14 @@ def http_scope(
     }
 
 
-def recording(app: ASGIApp, log: list[str]) -> ASGIApp:
-    """Note in ``log`` when the final body message reaches the server."""
+def recording(app: ASGIApp, log: list[str], note: str = "response complete") -> ASGIApp:
+    """Append ``note`` to ``log`` when the final body message reaches the server."""
 
     async def wrapper(scope: Scope, receive: Receive, send: Send) -> None:
         async def record(message: Message) -> None:
             await send(message)
             if message["type"] == "http.response.body" and not message.get("more_body"):
-                log.append("response complete")
+                log.append(note)
 
         await app(scope, receive, record)
 

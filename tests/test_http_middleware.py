@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from asgi_support import recording
 
 from asgi_bg import (
     App,
@@ -20,7 +21,7 @@ from asgi_bg import (
     Response,
     StreamingResponse,
 )
-from asgi_bg._types import Message, Receive, Scope, Send
+from asgi_bg._types import Message
 from asgi_bg.http_middleware import CallNext
 from asgi_bg.testing import AsyncTestClient
 
@@ -31,16 +32,7 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 
 def logged_server(app: App, log: list[str]) -> Any:
     """The app behind a 'server' that logs when the final body message reached it."""
-
-    async def server(scope: Scope, receive: Receive, send: Send) -> None:
-        async def logging_send(message: Message) -> None:
-            await send(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                log.append("final body sent")
-
-        await app(scope, receive, logging_send)
-
-    return server
+    return recording(app, log, "final body sent")
 
 
 async def test_call_next_response_can_be_edited_and_its_tasks_run_after_the_final_body() -> None:
