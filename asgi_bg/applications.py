@@ -102,9 +102,10 @@ class App:
         self.task_registry: dict[str, Callable[..., Any]] = {}
         if task_backend is not None:
             self.tasks.backend_stats = task_backend.stats
-        self._admit = None if max_pending_tasks is None else _backlog_bound(self, max_pending_tasks)
+        self._admit = None
         if max_pending_tasks is not None:
-            self.tasks.limit = max_pending_tasks
+            self.tasks.limit = max_pending_tasks  # the runner holds the bound; admit asks it
+            self._admit = _backlog_bound(self)
         self.shutdown_timeout = shutdown_timeout
         self.debug = debug
         self.lifespan_context = lifespan or no_lifespan
@@ -346,13 +347,13 @@ class App:
             raise
 
 
-def _backlog_bound(app: App, limit: int) -> Callable[[BackgroundTask], None]:
+def _backlog_bound(app: App) -> Callable[[BackgroundTask], None]:
     """The admission check for ``max_pending_tasks``: unfinished in-process tasks."""
 
     def admit(task: BackgroundTask) -> None:
         if task.call is not None and app.task_backend is not None:
             return  # goes to the backend, not to the in-process backlog
-        if app.tasks.backlog >= limit:
+        if app.tasks.backlog >= app.tasks.limit:
             app.tasks.refused()
             raise HTTPException(
                 503, "Too many background tasks pending; retry later", {"Retry-After": "1"}
